@@ -1,0 +1,43 @@
+# cdc-bridge developer commands. Everything installs into .venv; Kafka jars are cached in stack/.kafka.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN     = $(VENV)/bin
+
+.PHONY: demo test lint format kafka-jars clean
+
+demo: $(VENV)/.demo-installed  ## run the bridge on an in-process DynamoDB with the Phones table
+	$(BIN)/cdc-bridge demo
+
+test: $(VENV)/.test-installed kafka-jars  ## lint, then unit, integration and fault tests on real services
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/pytest
+
+lint: $(VENV)/.test-installed
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(VENV)/.test-installed
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+kafka-jars: stack/.kafka/lib/.fetched
+
+stack/.kafka/lib/.fetched: stack/pom.xml
+	mvn -q -B -f stack/pom.xml package
+	touch $@
+
+$(VENV)/bin/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+
+$(VENV)/.demo-installed: pyproject.toml | $(VENV)/bin/python
+	$(BIN)/pip install -q -e '.[demo]'
+	touch $@
+
+$(VENV)/.test-installed: pyproject.toml | $(VENV)/bin/python
+	$(BIN)/pip install -q -e '.[test]'
+	touch $@
+
+clean:
+	rm -rf $(VENV) stack/.kafka .pytest_cache .ruff_cache .hypothesis .cdc-bridge

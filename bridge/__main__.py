@@ -1,0 +1,5 @@
+"""`python -m bridge` is the same as the `cdc-bridge` command."""
+
+from bridge.cli import main
+
+raise SystemExit(main())

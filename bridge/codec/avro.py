@@ -1,0 +1,231 @@
+"""Avro envelopes: the generic item schema, single-object framing and a decoder for consumers.
+
+Wire format `single_object` (default) is Avro single-object encoding: `C3 01`, the writer schema's
+8-byte little-endian CRC-64-AVRO fingerprint, then the Avro body; `raw` is the body alone.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+from decimal import Decimal
+from functools import cache
+from importlib import resources
+from typing import Any
+
+import fastavro
+from fastavro.schema import to_parsing_canonical_form
+
+from bridge.normalize import INT64_MAX, INT64_MIN, ChangeEvent, DynamoSet
+
+MAGIC = b"\xc3\x01"
+NAMESPACE = "io.cdcbridge"
+_VSD = f"{NAMESPACE}.VariableScaleDecimal"
+_SETS = {"SS": f"{NAMESPACE}.StringSet", "NS": f"{NAMESPACE}.NumberSet", "BS": f"{NAMESPACE}.BinarySet"}
+
+
+def _crc64_table() -> list[int]:
+    table = []
+    for i in range(256):
+        fp = i
+        for _ in range(8):
+            fp = (fp >> 1) ^ (0xC15D213AA4D7A795 & -(fp & 1))
+        table.append(fp)
+    return table
+
+
+_CRC64 = _crc64_table()
+
+
+def crc64_avro(data: bytes) -> int:
+    """The Avro spec's 64-bit Rabin fingerprint (CRC-64-AVRO) of `data`."""
+    fp = 0xC15D213AA4D7A795
+    for byte in data:
+        fp = (fp >> 8) ^ _CRC64[(fp ^ byte) & 0xFF]
+    return fp
+
+
+def fingerprint(schema: dict) -> bytes:
+    """The 8-byte little-endian fingerprint of a parsed schema, as single-object encoding writes it."""
+    canonical = to_parsing_canonical_form(schema).encode()
+    return crc64_avro(canonical).to_bytes(8, "little")
+
+
+@cache
+def envelope_schema() -> dict:
+    """The generic envelope schema shipped in `schemas/envelope.avsc`, parsed."""
+    text = resources.files("bridge.schemas").joinpath("envelope.avsc").read_text()
+    return fastavro.parse_schema(json.loads(text))
+
+
+def decimal_to_vsd(number: Decimal | int) -> dict:
+    """An exact number as Debezium's VariableScaleDecimal `{scale, value}`."""
+    if isinstance(number, int):
+        unscaled, scale = number, 0
+    else:
+        sign, digits, exponent = number.as_tuple()
+        unscaled = int("".join(map(str, digits)) or "0") * (-1 if sign else 1)
+        scale = -exponent
+    return {"scale": scale, "value": unscaled.to_bytes((unscaled.bit_length() + 8) // 8, "big", signed=True)}
+
+
+def vsd_to_decimal(vsd: dict) -> int | Decimal:
+    """The inverse of `decimal_to_vsd`: an int when the scale is 0, else an exact Decimal."""
+    unscaled = int.from_bytes(vsd["value"], "big", signed=True)
+    if vsd["scale"] == 0 and INT64_MIN <= unscaled <= INT64_MAX:
+        return unscaled
+    digits = tuple(int(c) for c in str(abs(unscaled)))
+    return Decimal((int(unscaled < 0), digits, -vsd["scale"]))
+
+
+class _GenericItems:
+    """Turns plain item values into the generic schema's datum, naming each union branch (no guessing)."""
+
+    def __init__(self, numbers: str) -> None:
+        self.numbers = numbers
+
+    def number(self, value: int | Decimal) -> tuple[str, Any]:
+        if self.numbers == "double":
+            return ("double", float(value))
+        if self.numbers == "string":
+            return ("string", str(value))
+        if type(value) is int and INT64_MIN <= value <= INT64_MAX:
+            return ("long", value)
+        return (_VSD, decimal_to_vsd(value))
+
+    def value(self, value: Any) -> dict:
+        kind = type(value)
+        if kind is str:
+            branch = ("string", value)
+        elif kind is int or kind is Decimal:
+            branch = self.number(value)
+        elif kind is dict:
+            branch = ("map", self.item(value))
+        elif kind is DynamoSet:
+            branch = (_SETS[value.kind], {"values": self.set_values(value)})
+        elif kind is list:
+            branch = ("array", [self.value(v) for v in value])
+        elif kind is bool:
+            branch = ("boolean", value)
+        elif value is None:
+            branch = ("null", None)
+        elif kind is bytes:
+            branch = ("bytes", value)
+        elif kind is float:
+            branch = ("double", value)
+        else:
+            raise TypeError(f"cannot encode {kind.__name__} as a DynamoDB value")
+        return {"value": branch}
+
+    def set_values(self, values: DynamoSet) -> list:
+        if values.kind == "NS":
+            return [{"value": self.number(v)} for v in values]
+        return list(values)
+
+    def item(self, item: dict) -> dict:
+        return {name: self.value(v) for name, v in item.items()}
+
+    def side(self, item: dict | None) -> tuple[str, dict | None]:
+        """An optional item (`before` / `after`) with its union branch named."""
+        return ("null", None) if item is None else ("map", self.item(item))
+
+
+def envelope(event: ChangeEvent, ts_ms: int) -> dict:
+    """The envelope of `event` as plain values (what a consumer gets after `decode_value`)."""
+    position = event.position
+    return {
+        "op": event.op,
+        "keys": event.keys,
+        "before": event.before,
+        "after": event.after,
+        "source": {
+            "table": event.table,
+            "region": event.region,
+            "stream_arn": position.stream_arn,
+            "shard_id": position.shard_id,
+            "sequence_number": position.sequence_number,
+            "event_id": event.event_id,
+            "approximate_creation_ms": event.approximate_creation_ms,
+            "ttl_expired": event.ttl_expired,
+            "snapshot": event.op == "r",
+            "view_type": event.view_type,
+        },
+        "ts_ms": ts_ms,
+    }
+
+
+class EnvelopeCodec:
+    """Encodes change events as Avro envelopes with one writer schema; reuse one per table."""
+
+    def __init__(self, numbers: str = "exact", wire_format: str = "single_object") -> None:
+        self.schema = envelope_schema()
+        self.fingerprint = fingerprint(self.schema)
+        self.wire_format = wire_format
+        self._items = _GenericItems(numbers)
+        self._header = MAGIC + self.fingerprint if wire_format == "single_object" else b""
+
+    def encode(self, event: ChangeEvent, ts_ms: int | None = None) -> bytes:
+        """The Kafka value for `event`: framed per `wire_format`."""
+        datum = envelope(event, ts_ms if ts_ms is not None else int(time.time() * 1000))
+        items = self._items
+        datum["keys"] = items.item(datum["keys"])
+        datum["before"] = items.side(datum["before"])
+        datum["after"] = items.side(datum["after"])
+        out = io.BytesIO()
+        out.write(self._header)
+        fastavro.schemaless_writer(out, self.schema, datum)
+        return out.getvalue()
+
+
+def encode_event(event: ChangeEvent, *, numbers: str = "exact", wire_format: str = "single_object") -> bytes:
+    """Encode one event as a Kafka value (convenience for scripts; pipelines reuse an `EnvelopeCodec`)."""
+    return _codec(numbers, wire_format).encode(event)
+
+
+@cache
+def _codec(numbers: str, wire_format: str) -> EnvelopeCodec:
+    return EnvelopeCodec(numbers, wire_format)
+
+
+@cache
+def _known_schemas() -> dict[bytes, dict]:
+    schema = envelope_schema()
+    return {fingerprint(schema): schema}
+
+
+def _plain(value: Any) -> Any:
+    """A decoded AttributeValue union (read with `return_record_name`) as a plain value."""
+    if isinstance(value, tuple):
+        name, record = value
+        if name == _VSD:
+            return vsd_to_decimal(record)
+        kind = next(tag for tag, set_name in _SETS.items() if set_name == name)
+        values = record["values"]
+        return DynamoSet(kind, [_plain(v["value"]) for v in values] if kind == "NS" else values)
+    if isinstance(value, dict):
+        return {k: _plain(v["value"]) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v["value"]) for v in value]
+    return value
+
+
+def decode_value(data: bytes, schema: dict | None = None) -> dict:
+    """Decode a Kafka value written by the bridge into the plain envelope (numbers exact, sets as `DynamoSet`).
+
+    Single-object values find their writer schema by fingerprint; pass `schema` for `raw` values.
+    """
+    body = io.BytesIO(data)
+    if data[:2] == MAGIC:
+        known = _known_schemas()
+        if data[2:10] not in known:
+            raise ValueError(f"unknown writer schema fingerprint {data[2:10].hex()}")
+        schema = schema or known[data[2:10]]
+        body.seek(10)
+    elif schema is None:
+        schema = envelope_schema()
+    record = fastavro.schemaless_reader(body, schema, None, return_record_name=True)
+    for side in ("keys", "before", "after"):
+        if record[side] is not None:
+            record[side] = _plain(record[side])
+    return record

@@ -1,0 +1,214 @@
+"""DynamoDB attribute-value JSON -> plain Python values, and stream records -> `ChangeEvent`.
+
+Mapping (see README "Data mapping"): S -> str, N -> int (integral, within int64) or exact `Decimal`,
+B -> bytes, BOOL -> bool, NULL -> None, M -> dict, L -> list, SS/NS/BS -> `DynamoSet` (a sorted list).
+Binary is accepted as bytes (boto3) or base64 text (raw stream JSON, Lambda events).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+import re
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from bridge.errors import PoisonRecordError
+
+INT64_MIN = -(2**63)
+INT64_MAX = 2**63 - 1
+_NUMBER = re.compile(r"-?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
+_OPS = {"INSERT": "c", "MODIFY": "u", "REMOVE": "d"}
+
+
+class DynamoSet(list):
+    """A DynamoDB set (SS, NS, BS) as a sorted list; `kind` is the tag it came from.
+
+    It is a `list` so that plain consumers see a list; encoders use `kind` to keep it a set.
+    """
+
+    __slots__ = ("kind",)
+
+    def __init__(self, kind: str, values: list) -> None:
+        super().__init__(sorted(values))
+        self.kind = kind
+
+
+@dataclass(frozen=True, slots=True)
+class Position:
+    """Where a record sits in its stream: the unit of checkpointing."""
+
+    stream_arn: str
+    shard_id: str
+    sequence_number: str
+
+
+@dataclass(frozen=True, slots=True)
+class ChangeEvent:
+    """One change of one item, as plain values; `keys` lists the partition key first, then the sort key."""
+
+    op: str
+    table: str
+    keys: dict[str, Any]
+    before: dict[str, Any] | None
+    after: dict[str, Any] | None
+    position: Position
+    event_id: str
+    approximate_creation_ms: int
+    ttl_expired: bool
+    view_type: str
+    region: str
+
+    @property
+    def partition_key(self) -> Any:
+        """The value of the table's partition key (the Kafka key by default)."""
+        return next(iter(self.keys.values()))
+
+
+def normalize_number(text: str) -> int | Decimal:
+    """A DynamoDB number string as `int` (integral, within int64) or an exact `Decimal`."""
+    if type(text) is not str or not _NUMBER.fullmatch(text):
+        raise PoisonRecordError(f"not a DynamoDB number: {text!r}")
+    if len(text) < 19 and text.lstrip("-").isdigit():
+        return int(text)
+    number = Decimal(text)
+    if number == number.to_integral_value() and INT64_MIN <= number <= INT64_MAX:
+        return int(number)
+    return number
+
+
+def _binary(value: Any) -> bytes:
+    if isinstance(value, bytes | bytearray):
+        return bytes(value)
+    if isinstance(value, str):
+        try:
+            return base64.b64decode(value, validate=True)
+        except (binascii.Error, ValueError):
+            raise PoisonRecordError(f"binary value is not valid base64: {value[:40]!r}") from None
+    raise PoisonRecordError(f"binary value must be bytes or base64 text, got {type(value).__name__}")
+
+
+def _expect(value: Any, kind: type, tag: str) -> Any:
+    if not isinstance(value, kind):
+        raise PoisonRecordError(f"{tag} value must be {kind.__name__}, got {type(value).__name__}")
+    return value
+
+
+def _child_path(parent: str, key: str | int) -> str:
+    if isinstance(key, int):
+        return f"[{key}]" + (parent if parent.startswith("[") or not parent else "." + parent)
+    return key if not parent else (f"{key}{parent}" if parent.startswith("[") else f"{key}.{parent}")
+
+
+def normalize_value(av: Any) -> Any:
+    """One attribute value (`{"S": "x"}`, `{"M": {...}}`, ...) as a plain Python value."""
+    if type(av) is not dict or len(av) != 1:
+        raise PoisonRecordError(f"attribute value must be an object with exactly one type tag, got {av!r:.80}")
+    ((tag, value),) = av.items()
+    if tag == "S":
+        return _expect(value, str, tag)
+    if tag == "N":
+        return normalize_number(value)
+    if tag == "M":
+        return normalize_item(_expect(value, dict, tag))
+    if tag == "L":
+        items = []
+        for index, element in enumerate(_expect(value, list, tag)):
+            try:
+                items.append(normalize_value(element))
+            except PoisonRecordError as error:
+                raise PoisonRecordError(error.reason, _child_path(error.path, index)) from None
+        return items
+    if tag == "BOOL":
+        return _expect(value, bool, tag)
+    if tag == "NULL":
+        if value is not True:
+            raise PoisonRecordError(f"NULL value must be true, got {value!r}")
+        return None
+    if tag == "B":
+        return _binary(value)
+    if tag == "SS":
+        return DynamoSet("SS", [_expect(v, str, tag) for v in _expect(value, list, tag)])
+    if tag == "NS":
+        return DynamoSet("NS", [normalize_number(v) for v in _expect(value, list, tag)])
+    if tag == "BS":
+        return DynamoSet("BS", [_binary(v) for v in _expect(value, list, tag)])
+    raise PoisonRecordError(f"unknown DynamoDB type tag {tag!r}")
+
+
+def normalize_item(image: dict) -> dict[str, Any]:
+    """An item image (`{"attr": {"S": "x"}, ...}`) as a dict of plain values."""
+    item = {}
+    for name, av in image.items():
+        try:
+            item[name] = normalize_value(av)
+        except PoisonRecordError as error:
+            raise PoisonRecordError(error.reason, _child_path(error.path, name)) from None
+    return item
+
+
+def creation_ms(value: Any) -> int:
+    """ApproximateCreationDateTime as epoch milliseconds: boto3 gives a datetime, raw JSON epoch seconds."""
+    if isinstance(value, dt.datetime):
+        return round(value.timestamp() * 1000)
+    if isinstance(value, int | float | Decimal) and not isinstance(value, bool):
+        return round(float(value) * 1000)
+    raise PoisonRecordError(f"ApproximateCreationDateTime must be a time or epoch seconds, got {value!r}")
+
+
+def _is_ttl_delete(record: dict) -> bool:
+    identity = record.get("userIdentity") or {}
+    return identity.get("Type") == "Service" and identity.get("PrincipalId") == "dynamodb.amazonaws.com"
+
+
+def _image(data: dict, name: str) -> dict | None:
+    image = data.get(name)
+    if image is None:
+        return None
+    try:
+        return normalize_item(_expect(image, dict, name))
+    except PoisonRecordError as error:
+        raise PoisonRecordError(error.reason, _child_path(error.path, name)) from None
+
+
+def to_change_event(
+    record: dict,
+    *,
+    table: str,
+    stream_arn: str,
+    shard_id: str,
+    key_names: tuple[str, ...] = (),
+    region: str = "",
+) -> ChangeEvent:
+    """One stream record (as `GetRecords` or a Lambda event gives it) as a `ChangeEvent`.
+
+    `key_names` (partition key, then sort key) orders `keys`; `region` defaults to the record's `awsRegion`.
+    """
+    try:
+        op = _OPS[record["eventName"]]
+        data = record["dynamodb"]
+        sequence_number = data["SequenceNumber"]
+        raw_keys = data["Keys"]
+    except (KeyError, TypeError) as error:
+        raise PoisonRecordError(f"stream record lacks {error}") from None
+    keys = _image({"Keys": raw_keys}, "Keys") or {}
+    if key_names and set(key_names) <= keys.keys():
+        keys = {name: keys[name] for name in key_names}
+    if not keys:
+        raise PoisonRecordError("stream record has no key attributes", "Keys")
+    created = data.get("ApproximateCreationDateTime")
+    return ChangeEvent(
+        op=op,
+        table=table,
+        keys=keys,
+        before=_image(data, "OldImage"),
+        after=_image(data, "NewImage"),
+        position=Position(stream_arn, shard_id, sequence_number),
+        event_id=record.get("eventID", ""),
+        approximate_creation_ms=creation_ms(created) if created is not None else 0,
+        ttl_expired=op == "d" and _is_ttl_delete(record),
+        view_type=data.get("StreamViewType", ""),
+        region=region or record.get("awsRegion", ""),
+    )

@@ -1,0 +1,1 @@
+"""Avro schemas shipped with cdc-bridge (installed as the `bridge.schemas` package)."""

@@ -1,0 +1,180 @@
+"""Real local services for tests: a single-node KRaft Kafka broker and a moto server, on free loopback ports.
+
+The Kafka jars come from Maven Central (`make kafka-jars`, into stack/.kafka/lib). Each service runs in
+its own process group and is stopped (and killed, if it must be) by `stop()`.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import shutil
+import signal
+import socket
+import string
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+KAFKA_LIB = ROOT / "stack" / ".kafka" / "lib"
+TEMPLATE = ROOT / "stack" / "server.properties.template"
+
+
+class ServiceError(RuntimeError):
+    """A local service could not be started."""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _wait_for_port(port: int, process: subprocess.Popen, timeout: float, log: Path) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise ServiceError(f"process exited with {process.returncode}; see {log}:\n{_tail(log)}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.2)
+    raise ServiceError(f"port {port} not open after {timeout:.0f} s; see {log}:\n{_tail(log)}")
+
+
+def _tail(path: Path, lines: int = 30) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+def _stop(process: subprocess.Popen | None, timeout: float = 20) -> None:
+    if process is None or process.poll() is not None:
+        return
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=10)
+
+
+class KafkaBroker:
+    """A real Apache Kafka broker (KRaft, broker + controller in one JVM) in `workdir`.
+
+    `stop()` then `start()` restarts it on the same port with the same log dirs (for fault tests).
+    """
+
+    def __init__(self, workdir: Path, partitions: int = 3) -> None:
+        if not any(KAFKA_LIB.glob("kafka_2.13-*.jar")):
+            raise ServiceError(f"Kafka jars missing in {KAFKA_LIB}; run `make kafka-jars` (Maven)")
+        if shutil.which("java") is None:
+            raise ServiceError("java not found on PATH (Kafka needs Java 17+)")
+        self.workdir = workdir
+        self.port = free_port()
+        self.controller_port = free_port()
+        self.log = workdir / "kafka.log"
+        self.config = workdir / "server.properties"
+        values = {
+            "broker_port": self.port,
+            "controller_port": self.controller_port,
+            "log_dir": workdir / "data",
+            "partitions": partitions,
+        }
+        self.config.write_text(string.Template(TEMPLATE.read_text()).substitute(values))
+        self.process: subprocess.Popen | None = None
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        formatted = self._java("kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(self.config))
+        if formatted.wait(timeout=120) != 0:
+            raise ServiceError(f"formatting Kafka storage failed; see {self.log}:\n{_tail(self.log)}")
+
+    @property
+    def version(self) -> str:
+        jar = next(KAFKA_LIB.glob("kafka_2.13-*.jar"))
+        return jar.stem.removeprefix("kafka_2.13-")
+
+    @property
+    def bootstrap(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def _java(self, main: str, *args: str) -> subprocess.Popen:
+        command = [
+            "java",
+            "-Xms128m",
+            "-Xmx512m",
+            "-XX:+UseSerialGC",
+            "-Djava.awt.headless=true",
+            "-Dorg.slf4j.simpleLogger.defaultLogLevel=warn",
+            "-cp",
+            f"{KAFKA_LIB}/*",
+            main,
+            *args,
+        ]
+        with open(self.log, "ab") as log:
+            return subprocess.Popen(
+                command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+            )
+
+    def start(self, timeout: float = 90) -> None:
+        self.process = self._java("kafka.Kafka", str(self.config))
+        _wait_for_port(self.port, self.process, timeout, self.log)
+        self._wait_ready(timeout)
+
+    def _wait_ready(self, timeout: float) -> None:
+        from kafka import KafkaAdminClient
+
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                admin = KafkaAdminClient(bootstrap_servers=self.bootstrap, request_timeout_ms=5000)
+                admin.list_topics()
+                admin.close()
+                return
+            except Exception as error:
+                if time.monotonic() > deadline or self.process.poll() is not None:
+                    raise ServiceError(f"Kafka not ready: {error}; see {self.log}:\n{_tail(self.log)}") from error
+                time.sleep(0.5)
+
+    def stop(self) -> None:
+        _stop(self.process)
+        self.process = None
+
+
+class MotoServer:
+    """A real moto server (DynamoDB + DynamoDB Streams over HTTP) in its own process."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.port = free_port()
+        self.log = workdir / "moto.log"
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 60) -> None:
+        command = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)]
+        with open(self.log, "ab") as log:
+            self.process = subprocess.Popen(
+                command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+            )
+        _wait_for_port(self.port, self.process, timeout, self.log)
+
+    def reset(self) -> None:
+        reset(self.endpoint)
+
+    def stop(self) -> None:
+        _stop(self.process)
+        self.process = None
+
+
+def reset(endpoint: str) -> None:
+    """Forget every table of a moto server (`POST /moto-api/reset`)."""
+    request = urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST", data=b"")
+    urllib.request.urlopen(request, timeout=10).close()

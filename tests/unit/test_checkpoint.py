@@ -1,0 +1,36 @@
+"""checkpoint: atomic file store and the tracker that only commits acknowledged positions."""
+
+from __future__ import annotations
+
+import pytest
+
+from bridge.checkpoint import CheckpointStore, CheckpointTracker, ShardCheckpoint
+from bridge.errors import ConfigError
+
+
+def test_store_round_trips_checkpoints_keyed_by_stream_arn_and_shard(tmp_path):
+    store = CheckpointStore(tmp_path / "cp.json")
+    saved = {("arn:a", "s1"): ShardCheckpoint("10", False), ("arn:b", "s1"): ShardCheckpoint("20", True)}
+    store.save(saved)
+    assert store.load() == saved
+    assert [p.name for p in tmp_path.iterdir()] == ["cp.json"]
+
+
+def test_missing_file_means_no_checkpoints_but_corrupt_file_is_an_error(tmp_path):
+    assert CheckpointStore(tmp_path / "none.json").load() == {}
+    corrupt = tmp_path / "cp.json"
+    corrupt.write_text('{"version": 1, "streams": ')
+    with pytest.raises(ConfigError, match=r"cp\.json"):
+        CheckpointStore(corrupt).load()
+
+
+def test_tracker_stores_nothing_until_commit(tmp_path):
+    store = CheckpointStore(tmp_path / "cp.json")
+    tracker = CheckpointTracker(store)
+    tracker.written("arn", "s1", "5")
+    assert store.load() == {}
+    tracker.commit()
+    tracker.finished("arn", "s1")
+    assert store.load() == {("arn", "s1"): ShardCheckpoint("5", False)}
+    tracker.commit()
+    assert store.load() == {("arn", "s1"): ShardCheckpoint("5", True)}

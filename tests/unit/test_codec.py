@@ -1,0 +1,96 @@
+"""codec: Avro envelopes, single-object framing, exact JSON text and Kafka keys."""
+
+from __future__ import annotations
+
+import io
+import json
+from decimal import Decimal
+from pathlib import Path
+
+import fastavro
+from fastavro.schema import fingerprint as fastavro_fingerprint
+from fastavro.schema import to_parsing_canonical_form
+
+from bridge.codec import text
+from bridge.codec.avro import EnvelopeCodec, crc64_avro, decode_value, envelope_schema
+from bridge.codec.keys import kafka_key
+from bridge.normalize import ChangeEvent, DynamoSet, Position
+
+
+def _event(after: dict, keys: dict | None = None) -> ChangeEvent:
+    return ChangeEvent(
+        op="c",
+        table="T",
+        keys=keys or {"id": "a"},
+        before=None,
+        after=after,
+        position=Position("arn", "shard-1", "42"),
+        event_id="e",
+        approximate_creation_ms=5,
+        ttl_expired=False,
+        view_type="NEW_IMAGE",
+        region="us-east-1",
+    )
+
+
+def test_fingerprint_matches_fastavro_crc64_avro():
+    canonical = to_parsing_canonical_form(envelope_schema())
+    assert crc64_avro(canonical.encode()).to_bytes(8, "little").hex() == fastavro_fingerprint(canonical, "CRC-64-AVRO")
+
+
+def test_every_value_kind_survives_encode_and_decode_exactly():
+    item = {
+        "s": "x",
+        "n": 7,
+        "big": Decimal("123456789012345678901234567890.12345678"),
+        "tiny": Decimal("1E-130"),
+        "huge": Decimal("-9.9999999999999999999999999999999999999E+125"),
+        "b": b"\x00\xff",
+        "t": True,
+        "none": None,
+        "l": [1, "a", [Decimal("0.5")]],
+        "m": {"inner": {"deep": "y"}},
+        "ss": DynamoSet("SS", ["b", "a"]),
+        "ns": DynamoSet("NS", [3, Decimal("1.25")]),
+        "bs": DynamoSet("BS", [b"\x02", b"\x01"]),
+    }
+    decoded = decode_value(EnvelopeCodec().encode(_event(item), ts_ms=1))
+    assert decoded["after"] == item
+    assert str(decoded["after"]["big"]) == "123456789012345678901234567890.12345678"
+    assert decoded["after"]["ns"].kind == "NS" and decoded["after"]["ss"].kind == "SS"
+    assert decoded["source"]["sequence_number"] == "42" and decoded["ts_ms"] == 1
+
+
+def test_single_object_value_decodes_with_plain_fastavro_and_the_schema_file():
+    value = EnvelopeCodec().encode(_event({"n": 1}), ts_ms=1)
+    schema = fastavro.parse_schema(json.loads(Path("schemas/envelope.avsc").read_text()))
+    assert value[:2] == b"\xc3\x01"
+    record = fastavro.schemaless_reader(io.BytesIO(value[10:]), schema, None)
+    assert record["after"] == {"n": {"value": 1}} and record["op"] == "c"
+
+
+def test_raw_wire_format_has_no_header():
+    value = EnvelopeCodec(wire_format="raw").encode(_event({"n": 1}), ts_ms=1)
+    assert value[:2] != b"\xc3\x01"
+    assert decode_value(value)["after"] == {"n": 1}
+
+
+def test_double_and_string_number_modes():
+    item = {"n": Decimal("1.5")}
+    assert decode_value(EnvelopeCodec(numbers="double").encode(_event(item)))["after"] == {"n": 1.5}
+    assert decode_value(EnvelopeCodec(numbers="string").encode(_event(item)))["after"] == {"n": "1.5"}
+
+
+def test_json_text_keeps_every_digit_and_pretty_indents():
+    value = {"n": Decimal("0.10000000000000000000000000000000000001"), "b": b"\x01", "l": [], "x": None}
+    assert text.dumps(value) == '{"n":0.10000000000000000000000000000000000001,"b":"AQ==","l":[],"x":null}'
+    assert json.loads(text.dumps(value, indent=2)) == json.loads(text.dumps(value))
+    assert text.dumps({"a": [1]}, indent=2) == '{\n  "a": [\n    1\n  ]\n}'
+
+
+def test_kafka_key_is_the_partition_key_or_canonical_primary_key():
+    assert kafka_key(_event({}, {"Company": "Acme", "Model": "X"})) == b"Acme"
+    assert kafka_key(_event({}, {"id": Decimal("1.50")})) == b"1.5"
+    assert kafka_key(_event({}, {"id": b"\x00"})) == b"\x00"
+    primary = kafka_key(_event({}, {"pk": "a", "sk": Decimal("1E+2")}), "primary")
+    assert primary == b'{"pk":"a","sk":100}'
