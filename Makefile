@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 
-.PHONY: demo test lint format kafka-jars clean
+.PHONY: demo test lint format docs kafka-jars clean
 
 demo: $(VENV)/.demo-installed  ## run the bridge on an in-process DynamoDB with the Phones table
 	$(BIN)/cdc-bridge demo
@@ -21,6 +21,9 @@ format: $(VENV)/.test-installed
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
+docs: $(VENV)/.demo-installed  ## regenerate docs/config.md and config/example.yaml from the config dataclasses
+	$(BIN)/python -m bridge.config_docs
+
 kafka-jars: stack/.kafka/lib/.fetched
 
 stack/.kafka/lib/.fetched: stack/pom.xml
@@ -35,8 +38,9 @@ $(VENV)/.demo-installed: pyproject.toml | $(VENV)/bin/python
 	$(BIN)/pip install -q -e '.[demo]'
 	touch $@
 
-$(VENV)/.test-installed: pyproject.toml | $(VENV)/bin/python
+$(VENV)/.test-installed: pyproject.toml tests/plugin_sink/pyproject.toml | $(VENV)/bin/python
 	$(BIN)/pip install -q -e '.[test]'
+	$(BIN)/pip install -q -e tests/plugin_sink  # a third-party sink for the sink conformance tests
 	touch $@
 
 clean:

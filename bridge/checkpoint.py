@@ -25,6 +25,13 @@ class ShardCheckpoint:
     finished: bool = False
 
 
+def _entry(entry: dict) -> ShardCheckpoint:
+    sequence, finished = entry["sequence_number"], entry["finished"]
+    if not (sequence is None or (isinstance(sequence, str) and sequence.isdigit())) or not isinstance(finished, bool):
+        raise ValueError(f"bad shard entry {entry!r}")
+    return ShardCheckpoint(sequence, finished)
+
+
 class CheckpointStore:
     """Checkpoints in one JSON file: `{"version": 1, "streams": {arn: {shard_id: {...}}}}`."""
 
@@ -40,13 +47,18 @@ class CheckpointStore:
         except (OSError, ValueError) as error:
             raise ConfigError(f"checkpoint file {self.path} cannot be read: {error}") from None
         try:
+            if data["version"] != 1:
+                raise ValueError(f"unknown version {data['version']!r}")
             return {
-                (arn, shard_id): ShardCheckpoint(entry.get("sequence_number"), bool(entry.get("finished", False)))
+                (arn, shard_id): _entry(entry)
                 for arn, shards in data["streams"].items()
                 for shard_id, entry in shards.items()
             }
-        except (KeyError, AttributeError, TypeError) as error:
-            raise ConfigError(f"checkpoint file {self.path} is not a cdc-bridge checkpoint ({error!r})") from None
+        except (KeyError, AttributeError, TypeError, ValueError) as error:
+            raise ConfigError(
+                f"checkpoint file {self.path} is not a cdc-bridge checkpoint ({error!r}); move it away to start "
+                "over (tables then start at their start_position), or restore a good copy"
+            ) from None
 
     def save(self, checkpoints: dict[ShardKey, ShardCheckpoint]) -> None:
         """Replace the stored checkpoints atomically; raises `FatalError` when the disk refuses."""
@@ -83,6 +95,7 @@ class CheckpointTracker:
         self.store = store
         self.acked = store.load()
         self.pending: dict[ShardKey, ShardCheckpoint] = {}
+        self.forgotten: set[ShardKey] = set()
 
     def written(self, stream_arn: str, shard_id: str, sequence_number: str, finished: bool = False) -> None:
         """Everything of this shard up to `sequence_number` (and its end, if `finished`) was written."""
@@ -94,11 +107,16 @@ class CheckpointTracker:
         last = self.pending.get(key) or self.acked.get(key) or ShardCheckpoint()
         self.pending[key] = ShardCheckpoint(last.sequence_number, True)
 
+    def forget(self, keys: set[ShardKey]) -> None:
+        """Drop these shards (finished and no longer listed, or of a stream that is gone) at the next commit."""
+        self.forgotten |= keys
+
     def commit(self) -> None:
-        """Call after every sink flushed: stores the pending positions as the checkpoint."""
-        if not self.pending:
+        """Call after every sink flushed: stores the pending positions (minus forgotten shards) as the checkpoint."""
+        if not self.pending and not self.forgotten:
             return
-        merged = {**self.acked, **self.pending}
+        merged = {key: value for key, value in {**self.acked, **self.pending}.items() if key not in self.forgotten}
         self.store.save(merged)
         self.acked = merged
         self.pending = {}
+        self.forgotten = set()

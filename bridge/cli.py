@@ -1,53 +1,50 @@
-"""The `cdc-bridge` command: parses arguments, loads the config, calls the pipeline.
+"""The `cdc-bridge` command: parses arguments, loads the config and hands over to the module doing the work.
 
 Exit codes: 0 ok, 1 runtime failure, 2 usage or config error (printed without a traceback).
+Each subcommand is one `Command` in `COMMANDS`: its help, an example, its arguments and its handler.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import signal
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass
 
 from bridge import __version__
 from bridge.errors import BridgeError, ConfigError
 
 log = logging.getLogger("bridge")
 
-EXAMPLES = {
-    "run": "example: cdc-bridge run --config config/local.yaml --until-caught-up",
-    "demo": "example: cdc-bridge demo",
-}
+EXIT_CODES = "exit codes: 0 ok, 1 runtime failure, 2 usage or config error"
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="cdc-bridge",
-        description="Replicate DynamoDB Streams to Kafka as Avro records.",
-        epilog="exit codes: 0 ok, 1 runtime failure, 2 usage or config error",
-    )
-    parser.add_argument("--version", action="version", version=f"cdc-bridge {__version__}")
+@dataclass(frozen=True)
+class Command:
+    """One subcommand: `add_arguments` declares its options, `handler` runs it and may return an exit code."""
+
+    name: str
+    help: str
+    example: str
+    add_arguments: Callable[[argparse.ArgumentParser], None]
+    handler: Callable[[argparse.Namespace], int | None]
+
+
+def _config_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", required=True, metavar="FILE", help="YAML config file")
+
+
+def _run_arguments(parser: argparse.ArgumentParser) -> None:
+    _config_argument(parser)
     parser.add_argument(
-        "--log-level",
-        default="INFO",
-        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
-        help="log level (logs go to stderr)",
-    )
-    commands = parser.add_subparsers(dest="command", required=True)
-    run = commands.add_parser("run", help="replicate the tables of a config file", epilog=EXAMPLES["run"])
-    run.add_argument("--config", required=True, help="YAML config file")
-    run.add_argument(
         "--until-caught-up",
         action="store_true",
         help="exit 0 once every shard is read to its current end and everything is checkpointed",
     )
-    demo = commands.add_parser(
-        "demo", help="run on an in-process DynamoDB with the Phones example table", epilog=EXAMPLES["demo"]
-    )
-    demo.add_argument("--config", default="config/demo.yaml", help="config file (default: %(default)s)")
-    return parser
 
 
 def _install_signal_handlers(pipeline) -> None:
@@ -75,13 +72,172 @@ def _run(args: argparse.Namespace) -> None:
     pipeline.run(until_caught_up=args.until_caught_up)
 
 
+def _demo_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", default="config/demo.yaml", metavar="FILE", help="config (default: %(default)s)")
+
+
 def _demo(args: argparse.Namespace) -> None:
     from bridge.demo import run_demo
 
     run_demo(args.config)
 
 
+def _validate_arguments(parser: argparse.ArgumentParser) -> None:
+    _config_argument(parser)
+    parser.add_argument(
+        "--connect", action="store_true", help="also check that the DynamoDB tables and Kafka brokers are reachable"
+    )
+
+
+def _validate(args: argparse.Namespace) -> None:
+    from bridge.validate import validate
+
+    for line in validate(args.config, connect=args.connect):
+        print(line)
+
+
+def _tail_arguments(parser: argparse.ArgumentParser) -> None:
+    _config_argument(parser)
+    parser.add_argument("--table", required=True, help="table whose topic is read (topic from the first kafka sink)")
+    parser.add_argument("--from-beginning", action="store_true", help="start at the oldest record, not the end")
+    parser.add_argument("--max", type=int, metavar="N", help="exit after N records")
+    parser.add_argument("--exit-at-end", action="store_true", help="exit once the end of the topic is reached")
+    parser.add_argument("--format", choices=["json", "pretty"], default="json", help="as the stdout sink's `format`")
+    parser.add_argument(
+        "--fields", default="", metavar="A,B", help="comma-separated dotted paths to show (op,key,after.Model)"
+    )
+
+
+def _tail(args: argparse.Namespace) -> None:
+    from bridge.config import load_config
+    from bridge.sinks.render import check_fields
+    from bridge.tail import tail
+
+    fields = [f.strip() for f in args.fields.split(",") if f.strip()]
+    problem = check_fields(fields)
+    if problem:
+        raise ConfigError(f"--fields: {problem}")
+    if args.max is not None and args.max < 1:
+        raise ConfigError(f"--max: expected a number >= 1, got {args.max}")
+    config = load_config(args.config)
+    colour = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+    with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C ends a tail normally
+        tail(
+            config,
+            args.table,
+            sys.stdout,
+            from_beginning=args.from_beginning,
+            max_events=args.max,
+            exit_at_end=args.exit_at_end,
+            pretty=args.format == "pretty",
+            fields=fields,
+            colour=colour,
+        )
+
+
+def _checkpoints(args: argparse.Namespace) -> None:
+    from bridge.checkpoint_report import checkpoint_rows, format_table
+    from bridge.config import load_config
+
+    config = load_config(args.config)
+    rows = checkpoint_rows(config)
+    if not rows:
+        print(f"no checkpoints yet in {config.checkpoint.path}", file=sys.stderr)
+        return
+    sys.stdout.write(format_table(rows))
+
+
+def _schema_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("action", nargs="?", choices=["infer"], help="infer: propose a typed item schema")
+    _config_argument(parser)
+    parser.add_argument("--table", required=True, help="table name as in the config")
+    parser.add_argument("--limit", type=int, default=1000, help="with infer: items to scan (default: %(default)s)")
+
+
+def _schema(args: argparse.Namespace) -> None:
+    from bridge.codec.schema_command import schema_command
+
+    schema_command(args.config, args.table, sys.stdout, infer=args.action == "infer", limit=args.limit)
+
+
+COMMANDS: list[Command] = [
+    Command(
+        "run",
+        "replicate the tables of a config file until stopped (Ctrl-C / SIGTERM drain and exit 0)",
+        "cdc-bridge run --config config/local.yaml\n  cdc-bridge run --config config/local.yaml --until-caught-up",
+        _run_arguments,
+        _run,
+    ),
+    Command(
+        "demo",
+        "run on an in-process DynamoDB with the Phones example table, printing changes to stdout",
+        "cdc-bridge demo",
+        _demo_arguments,
+        _demo,
+    ),
+    Command(
+        "validate",
+        "check a config file (and its schema files); with --connect also DynamoDB tables and Kafka brokers",
+        "cdc-bridge validate --config config/example.yaml\n  cdc-bridge validate --config config/local.yaml --connect",
+        _validate_arguments,
+        _validate,
+    ),
+    Command(
+        "tail",
+        "print the decoded records of a table's Kafka topic, like the stdout sink prints them",
+        "cdc-bridge tail --config config/local.yaml --table Phones --from-beginning --max 6\n"
+        "  cdc-bridge tail --config config/local.yaml --table Phones --fields op,key,after.Size",
+        _tail_arguments,
+        _tail,
+    ),
+    Command(
+        "checkpoints",
+        "show the stored checkpoint of every shard (stream, shard, sequence number, finished)",
+        "cdc-bridge checkpoints --config config/local.yaml",
+        _config_argument,
+        _checkpoints,
+    ),
+    Command(
+        "schema",
+        "print the exact Avro writer schema of a table; `schema infer` proposes a typed item schema",
+        "cdc-bridge schema --config config/local.yaml --table Phones\n"
+        "  cdc-bridge schema infer --config config/local.yaml --table Phones --limit 500",
+        _schema_arguments,
+        _schema,
+    ),
+]
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="cdc-bridge",
+        description="Replicate DynamoDB Streams to Kafka as Avro records. Config reference: docs/config.md",
+        epilog="example:\n  cdc-bridge run --config config/local.yaml\n\n" + EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"cdc-bridge {__version__}")
+    parser.add_argument(
+        "--log-level",
+        default="INFO",
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        help="log level (logs go to stderr)",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for command in COMMANDS:
+        sub = commands.add_parser(
+            command.name,
+            help=command.help,
+            description=command.help,
+            epilog=f"example:\n  {command.example}\n\n{EXIT_CODES}",
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        command.add_arguments(sub)
+        sub.set_defaults(handler=command.handler)
+    return parser
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run the command line `argv` (default: `sys.argv[1:]`); returns the exit code."""
     args = _parser().parse_args(argv)
     logging.basicConfig(
         stream=sys.stderr, level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -89,11 +245,11 @@ def main(argv: list[str] | None = None) -> int:
     for noisy in ("kafka", "botocore", "boto3", "urllib3"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
     try:
-        {"run": _run, "demo": _demo}[args.command](args)
+        code = args.handler(args)
     except ConfigError as error:
         print(f"cdc-bridge: config error: {error}", file=sys.stderr)
         return 2
     except BridgeError as error:
         print(f"cdc-bridge: error: {error}", file=sys.stderr)
         return 1
-    return 0
+    return code or 0

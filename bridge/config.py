@@ -13,6 +13,7 @@ import dataclasses
 import difflib
 import os
 import re
+import string
 import types
 import typing
 from dataclasses import dataclass, field
@@ -22,7 +23,8 @@ from typing import Any, Literal
 import yaml
 
 from bridge.errors import ConfigError
-from bridge.sinks import sink_types
+from bridge.secret import Secret
+from bridge.sinks import load_sink, sink_names
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
@@ -60,6 +62,32 @@ class TableConfig:
     )
     key: Literal["partition", "primary"] = doc(
         "Kafka key: the partition key value, or partition + sort key as canonical JSON.", default="partition"
+    )
+    schema: str | None = doc(
+        "Avro record schema file (.avsc) for the items: values are coerced to its field types (typed "
+        "encoding); unset: the generic schema that holds any item. A name shipped in schemas/ also works.",
+        default=None,
+    )
+    on_poison: Literal["fail", "dlq", "skip"] = doc(
+        "A record that cannot be normalized, encoded or sent (too large): stop the bridge, write it to the "
+        "dead-letter destination and go on, or count and log it and go on.",
+        default="fail",
+    )
+    dead_letter_path: str | None = doc(
+        "With `on_poison: dlq`: a JSON-lines file for dead letters; unset: the Kafka topic `<topic>.dlq`.",
+        default=None,
+    )
+    include_ops: tuple[Literal["c", "u", "d"], ...] = doc(
+        "Operations passed on to the sinks: `c` insert, `u` modify, `d` remove; others are dropped.",
+        default=("c", "u", "d"),
+    )
+    drop_ttl_deletes: bool = doc(
+        "Drop removals made by DynamoDB's time-to-live expiry (`ttl_expired`), keep user deletes.", default=False
+    )
+    exclude_attributes: tuple[str, ...] = doc(
+        "Top-level attributes removed from `before` and `after` (e.g. PII). Key attributes stay in `keys` "
+        "and in the Kafka key.",
+        default=(),
     )
 
 
@@ -103,6 +131,10 @@ class Config:
     checkpoint: CheckpointConfig = doc("Progress.", default=CheckpointConfig())
     shutdown_timeout_s: float = doc("On SIGTERM/SIGINT, how long sinks may take to flush.", default=30.0)
 
+    def table(self, name: str) -> TableConfig:
+        """The config of table `name`."""
+        return next(table for table in self.tables if table.name == name)
+
 
 class _Context:
     def __init__(self, file: str, lines: dict[str, int]) -> None:
@@ -110,7 +142,11 @@ class _Context:
         self.lines = lines
 
     def error(self, path: str, message: str) -> ConfigError:
-        line = self.lines.get(path)
+        """A `ConfigError` naming the file, the line of `path` (or of its nearest parent given in the file)."""
+        line, parent = None, path
+        while line is None and parent:
+            line = self.lines.get(parent)
+            parent = re.sub(r"(\.[^.\[]+|\[\d+\])$", "", parent)
         where = f"{self.file}, line {line}" if line else self.file
         return ConfigError(f"{where}: {path or 'top level'}: {message}")
 
@@ -121,19 +157,26 @@ def _join(path: str, key: str | int) -> str:
     return f"{path}.{key}" if path else key
 
 
-def _lines(node: yaml.Node, path: str, out: dict[str, int]) -> None:
+def _lines(node: yaml.Node, path: str, out: dict[str, int], ctx: _Context) -> None:
+    """Record the line of every field path; a key given twice in one mapping is an error."""
     out.setdefault(path, node.start_mark.line + 1)
     if isinstance(node, yaml.MappingNode):
+        seen: set[str] = set()
         for key, value in node.value:
             child = _join(path, str(key.value))
+            if key.value in seen:
+                out[child] = key.start_mark.line + 1
+                raise ctx.error(child, "key given twice in the same mapping (YAML would silently keep the last)")
+            seen.add(key.value)
             out[child] = key.start_mark.line + 1
-            _lines(value, child, out)
+            _lines(value, child, out, ctx)
     elif isinstance(node, yaml.SequenceNode):
         for index, value in enumerate(node.value):
-            _lines(value, _join(path, index), out)
+            _lines(value, _join(path, index), out, ctx)
 
 
-def _interpolate(value: Any, missing: list[str]) -> Any:
+def _interpolate(value: Any, path: str, missing: list[tuple[str, str]]) -> Any:
+    """`value` with `${VAR}` / `${VAR:-default}` replaced; unset variables are added to `missing` with their path."""
     if isinstance(value, str):
 
         def replace(match: re.Match) -> str:
@@ -142,27 +185,49 @@ def _interpolate(value: Any, missing: list[str]) -> Any:
                 return os.environ[name]
             if default is not None:
                 return default
-            missing.append(name)
+            missing.append((name, path))
             return ""
 
         return _VAR.sub(replace, value)
     if isinstance(value, dict):
-        return {k: _interpolate(v, missing) for k, v in value.items()}
+        return {k: _interpolate(v, _join(path, str(k)), missing) for k, v in value.items()}
     if isinstance(value, list):
-        return [_interpolate(v, missing) for v in value]
+        return [_interpolate(v, _join(path, i), missing) for i, v in enumerate(value)]
     return value
 
 
-def _describe(tp: Any) -> str:
+def check_template(template: str, allowed: tuple[str, ...]) -> str | None:
+    """Why `template` is not a valid `{name}` template using only `allowed` names, or None when it is."""
+    try:
+        parsed = list(string.Formatter().parse(template))
+    except ValueError as error:
+        return f"template {template!r} is malformed ({error}); write a literal brace as {{{{ or }}}}"
+    names = ", ".join("{" + name + "}" for name in allowed)
+    for _text, name, spec, conversion in parsed:
+        if name is None:
+            continue
+        if name not in allowed or spec or conversion:
+            shown = "{" + name + (f"!{conversion}" if conversion else "") + (f":{spec}" if spec else "") + "}"
+            return f"template {template!r} uses {shown}; it may only use {names}"
+    return None
+
+
+def describe_type(tp: Any) -> str:
+    """What a value of type `tp` must look like, in words (for errors and the config reference)."""
     origin = typing.get_origin(tp)
     if origin is Literal:
         return "one of " + ", ".join(repr(a) for a in typing.get_args(tp))
     if origin in (types.UnionType, typing.Union):
-        return " or ".join(_describe(a) for a in typing.get_args(tp) if a is not type(None)) + " (or null)"
+        return " or ".join(describe_type(a) for a in typing.get_args(tp) if a is not type(None)) + " (or null)"
     if origin is tuple:
-        return "a list"
+        item = typing.get_args(tp)[0]
+        if typing.get_origin(item) is Literal:
+            return "a list of " + ", ".join(repr(a) for a in typing.get_args(item))
+        return {str: "a list of strings"}.get(item, "a list")
     if dataclasses.is_dataclass(tp):
         return "a mapping"
+    if tp is Secret:
+        return "a string (secret)"
     return {str: "a string", int: "a whole number", float: "a number", bool: "true or false"}.get(tp, str(tp))
 
 
@@ -175,7 +240,7 @@ def _convert(tp: Any, value: Any, path: str, ctx: _Context) -> Any:
         return _convert(tp, value, path, ctx)
     if origin is Literal:
         if value not in typing.get_args(tp):
-            raise ctx.error(path, f"expected {_describe(tp)}, got {value!r}")
+            raise ctx.error(path, f"expected {describe_type(tp)}, got {value!r}")
         return value
     if origin is tuple:
         if not isinstance(value, list):
@@ -186,8 +251,11 @@ def _convert(tp: Any, value: Any, path: str, ctx: _Context) -> Any:
         return _sink(value, path, ctx)
     if dataclasses.is_dataclass(tp):
         return build(tp, value, path, ctx)
-    if tp is bool and isinstance(value, bool):
-        return value
+    if tp is bool:
+        if isinstance(value, str) and value.lower() in ("true", "false"):  # from ${VAR} interpolation
+            return value.lower() == "true"
+        if isinstance(value, bool):
+            return value
     if tp in (int, float) and not isinstance(value, bool):
         if isinstance(value, str):
             with contextlib.suppress(ValueError):
@@ -198,24 +266,28 @@ def _convert(tp: Any, value: Any, path: str, ctx: _Context) -> Any:
             return tp(value)
     if tp is str and isinstance(value, str):
         return value
+    if tp is Secret and isinstance(value, str):
+        return Secret(value)
     if tp is Any:
         return value
-    raise ctx.error(path, f"expected {_describe(tp)}, got {type(value).__name__} {value!r}")
+    raise ctx.error(path, f"expected {describe_type(tp)}, got {type(value).__name__} {value!r}")
 
 
 def _sink(value: Any, path: str, ctx: _Context) -> SinkSpec:
+    names = sink_names()
     if not isinstance(value, dict) or "type" not in value:
-        raise ctx.error(path, f"expected a mapping with `type:` (one of {', '.join(sorted(sink_types()))})")
-    kinds = sink_types()
+        raise ctx.error(path, f"expected a mapping with `type:` (one of {', '.join(names)})")
     kind = value["type"]
-    if kind not in kinds:
-        hint = difflib.get_close_matches(str(kind), kinds, n=1)
+    if kind not in names:
+        hint = difflib.get_close_matches(str(kind), names, n=1)
         suggestion = f" (did you mean {hint[0]!r}?)" if hint else ""
-        raise ctx.error(
-            _join(path, "type"), f"unknown sink type {kind!r}{suggestion}; known: {', '.join(sorted(kinds))}"
-        )
+        raise ctx.error(_join(path, "type"), f"unknown sink type {kind!r}{suggestion}; known: {', '.join(names)}")
+    try:
+        sink_class = load_sink(kind)
+    except ConfigError as error:
+        raise ctx.error(_join(path, "type"), str(error)) from None
     settings = {k: v for k, v in value.items() if k != "type"}
-    return SinkSpec(kind, build(kinds[kind].Config, settings, path, ctx))
+    return SinkSpec(kind, build(sink_class.Config, settings, path, ctx))
 
 
 def build(cls: type, data: Any, path: str, ctx: _Context) -> Any:
@@ -236,7 +308,7 @@ def build(cls: type, data: Any, path: str, ctx: _Context) -> Any:
         if name in data:
             values[name] = _convert(hints[name], data[name], _join(path, name), ctx)
         elif spec.default is dataclasses.MISSING and spec.default_factory is dataclasses.MISSING:
-            what = spec.metadata.get("doc", _describe(hints[name]))
+            what = spec.metadata.get("doc", describe_type(hints[name]))
             raise ctx.error(_join(path, name), f"missing required key ({what})")
     return cls(**values)
 
@@ -251,15 +323,26 @@ def _check(config: Config, ctx: _Context) -> None:
         if table.name in seen:
             raise ctx.error(_join(_join("tables", index), "name"), f"table {table.name!r} is listed twice")
         seen.add(table.name)
+        if not table.include_ops:
+            raise ctx.error(_join(_join("tables", index), "include_ops"), "expected at least one of c, u, d")
+    names = tuple(table.name for table in config.tables)
     for index, sink in enumerate(config.sinks):
+        path = _join("sinks", index)
         topic = getattr(sink.settings, "topic", None)
-        if topic is not None:
-            try:
-                topic.format(table="t")
-            except (KeyError, IndexError, ValueError):
-                raise ctx.error(
-                    _join(_join("sinks", index), "topic"), f"topic template {topic!r} may only use {{table}}"
-                ) from None
+        if isinstance(topic, str):
+            problem = check_template(topic, ("table",))
+            if problem:
+                raise ctx.error(_join(path, "topic"), problem)
+        for name, problem in load_sink(sink.type).check_config(sink.settings, names):
+            raise ctx.error(_join(path, name), problem)
+        if getattr(sink.settings, "tombstones", False):
+            for table_index, table in enumerate(config.tables):
+                if table.key != "primary":
+                    raise ctx.error(
+                        _join(_join("tables", table_index), "key"),
+                        f"`tombstones: true` on {path} needs `key: primary` (a tombstone deletes every record "
+                        f"with its key, and a partition key alone may stand for several items of {table.name!r})",
+                    )
 
 
 def parse_config(text: str, file: str = "<config>") -> Config:
@@ -270,14 +353,16 @@ def parse_config(text: str, file: str = "<config>") -> Config:
     except yaml.YAMLError as error:
         raise ConfigError(f"{file}: not valid YAML: {error}") from None
     lines: dict[str, int] = {}
-    if node is not None:
-        _lines(node, "", lines)
     ctx = _Context(file, lines)
-    missing: list[str] = []
-    data = _interpolate(data, missing)
+    if node is not None:
+        _lines(node, "", lines, ctx)
+    missing: list[tuple[str, str]] = []
+    data = _interpolate(data, "", missing)
     if missing:
-        names = ", ".join(sorted(set(missing)))
-        raise ConfigError(f"{file}: environment variable(s) not set: {names} (use ${{VAR:-default}} for a default)")
+        where = "; ".join(
+            f"{name} (in {path}{f', line {lines[path]}' if path in lines else ''})" for name, path in sorted(missing)
+        )
+        raise ConfigError(f"{file}: environment variable(s) not set: {where}; use ${{VAR:-default}} for a default")
     config = build(Config, data, "", ctx)
     _check(config, ctx)
     return config

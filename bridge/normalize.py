@@ -19,7 +19,7 @@ from bridge.errors import PoisonRecordError
 
 INT64_MIN = -(2**63)
 INT64_MAX = 2**63 - 1
-_NUMBER = re.compile(r"-?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
+_NUMBER = re.compile(r"-?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 _OPS = {"INSERT": "c", "MODIFY": "u", "REMOVE": "d"}
 
 
@@ -129,13 +129,27 @@ def normalize_value(av: Any) -> Any:
         return None
     if tag == "B":
         return _binary(value)
-    if tag == "SS":
-        return DynamoSet("SS", [_expect(v, str, tag) for v in _expect(value, list, tag)])
-    if tag == "NS":
-        return DynamoSet("NS", [normalize_number(v) for v in _expect(value, list, tag)])
-    if tag == "BS":
-        return DynamoSet("BS", [_binary(v) for v in _expect(value, list, tag)])
+    if tag in _SET_MEMBERS:
+        return DynamoSet(tag, _members(tag, _expect(value, list, tag)))
     raise PoisonRecordError(f"unknown DynamoDB type tag {tag!r}")
+
+
+def _string(value: Any) -> str:
+    return _expect(value, str, "SS")
+
+
+_SET_MEMBERS = {"SS": _string, "NS": normalize_number, "BS": _binary}
+
+
+def _members(tag: str, values: list) -> list:
+    convert = _SET_MEMBERS[tag]
+    members = []
+    for index, value in enumerate(values):
+        try:
+            members.append(convert(value))
+        except PoisonRecordError as error:
+            raise PoisonRecordError(error.reason, f"[{index}]") from None
+    return members
 
 
 def normalize_item(image: dict) -> dict[str, Any]:
@@ -159,8 +173,11 @@ def creation_ms(value: Any) -> int:
 
 
 def _is_ttl_delete(record: dict) -> bool:
+    """A REMOVE by Time to Live: GetRecords spells the identity `Type`/`PrincipalId`, Lambda `type`/`principalId`."""
     identity = record.get("userIdentity") or {}
-    return identity.get("Type") == "Service" and identity.get("PrincipalId") == "dynamodb.amazonaws.com"
+    kind = identity.get("Type", identity.get("type"))
+    principal = identity.get("PrincipalId", identity.get("principalId"))
+    return kind == "Service" and principal == "dynamodb.amazonaws.com"
 
 
 def _image(data: dict, name: str) -> dict | None:
@@ -187,12 +204,15 @@ def to_change_event(
     `key_names` (partition key, then sort key) orders `keys`; `region` defaults to the record's `awsRegion`.
     """
     try:
-        op = _OPS[record["eventName"]]
+        name = record["eventName"]
         data = record["dynamodb"]
         sequence_number = data["SequenceNumber"]
         raw_keys = data["Keys"]
     except (KeyError, TypeError) as error:
         raise PoisonRecordError(f"stream record lacks {error}") from None
+    if name not in _OPS:
+        raise PoisonRecordError(f"unknown eventName {name!r} (expected INSERT, MODIFY or REMOVE)")
+    op = _OPS[name]
     keys = _image({"Keys": raw_keys}, "Keys") or {}
     if key_names and set(key_names) <= keys.keys():
         keys = {name: keys[name] for name in key_names}

@@ -1,8 +1,12 @@
 """Wires source -> normalize -> sinks -> checkpoint from the config and owns the lifecycle.
 
 Steady state: take a batch of one shard, normalize it, write it to every sink; every
-`checkpoint.interval_s` flush all sinks and only then store the checkpoint. Stop (signal, or caught up
-with `until_caught_up`): stop reading, flush, store the checkpoint, close the sinks.
+`checkpoint.interval_s` (or after `MAX_UNFLUSHED_EVENTS` events) flush all sinks and the dead-letter
+destinations and only then store the checkpoint. While a flush fails (broker away) nothing more is read:
+the flush is retried with backoff and the checkpoint stays where it was, so memory stays bounded and
+nothing is lost. Stop (signal, or caught up with `until_caught_up`): stop reading, flush within
+`shutdown_timeout_s`, store the checkpoint, close the sinks; if the flush cannot finish in time, the
+run fails (exit 1) with the checkpoint still before the unacknowledged records.
 """
 
 from __future__ import annotations
@@ -20,11 +24,15 @@ from bridge.checkpoint import CheckpointStore, CheckpointTracker
 from bridge.codec.avro import EnvelopeCodec
 from bridge.config import Config
 from bridge.errors import ConfigError, FatalError, PoisonRecordError, RetriableError
-from bridge.normalize import to_change_event
-from bridge.sinks import Sink, TableEncoding, sink_types
+from bridge.filters import filter_events
+from bridge.normalize import ChangeEvent, to_change_event
+from bridge.poison import DeadLetter, PoisonRouter, RejectedEvent, build_router
+from bridge.sinks import Sink, TableEncoding, load_sink
 from bridge.source import ShardBatch, StreamSource
 
 log = logging.getLogger(__name__)
+MAX_UNFLUSHED_EVENTS = 20_000  # events written since the last flush before reading pauses for one
+FLUSH_ATTEMPT_S = 10.0  # longest single flush attempt before it is logged and retried
 
 
 def aws_clients(config: Config, session: boto3.Session | None = None):
@@ -54,10 +62,19 @@ class Pipeline:
         self.dynamodb, self.streams_client = dynamodb, streams
         self.given_sinks = sinks
         self.stop_requested = threading.Event()
+        self.stop_deadline = float("inf")
         self.tracker = CheckpointTracker(CheckpointStore(config.checkpoint.path))
+        self.table_configs = {table.name: table for table in config.tables}
+        self.poison: PoisonRouter = build_router(config)
+        self.unflushed = 0
 
     def request_stop(self) -> None:
-        """Ask the run to drain and return (safe to call from a signal handler)."""
+        """Ask the run to drain and return (safe to call from a signal handler).
+
+        From now on, sinks get `shutdown_timeout_s` in total to acknowledge what was written.
+        """
+        if not self.stop_requested.is_set():
+            self.stop_deadline = time.monotonic() + self.config.shutdown_timeout_s
         self.stop_requested.set()
 
     def run(self, *, until_caught_up: bool = False) -> None:
@@ -80,26 +97,28 @@ class Pipeline:
         self.tables = {info.name: info for info in infos}
         sinks = self.given_sinks or self._make_sinks()
         try:
-            for sink in sinks:
+            for sink in [*sinks, self.poison]:
                 self._open(sink)
             self._loop(source, sinks, until_caught_up)
             source.stop()
             self._commit(sinks)
+            if self.poison.counts:
+                log.warning("poison records routed this run: %s", dict(self.poison.counts))
         finally:
             source.stop()
-            for sink in sinks:
+            for sink in [*sinks, self.poison]:
                 sink.close()
 
     def _make_sinks(self) -> list[Sink]:
         encodings = {
             table.name: TableEncoding(
-                EnvelopeCodec(self.config.encoding.numbers, self.config.encoding.wire_format), table.key
+                EnvelopeCodec(self.config.encoding.numbers, self.config.encoding.wire_format, table.schema), table.key
             )
             for table in self.config.tables
         }
-        return [sink_types()[spec.type](spec.settings, encodings) for spec in self.config.sinks]
+        return [load_sink(spec.type)(spec.settings, encodings) for spec in self.config.sinks]
 
-    def _open(self, sink: Sink) -> None:
+    def _open(self, sink: Sink | PoisonRouter) -> None:
         attempt = 0
         while True:
             try:
@@ -107,7 +126,7 @@ class Pipeline:
                 return
             except RetriableError as error:
                 attempt += 1
-                delay = random.uniform(0.5, min(30.0, 2.0**attempt))
+                delay = _backoff(attempt)
                 log.warning(
                     "sink %s not ready (attempt %d): %s; retrying in %.1f s", type(sink).__name__, attempt, error, delay
                 )
@@ -121,7 +140,8 @@ class Pipeline:
             batch = source.get(timeout=0.05)
             if batch is not None:
                 self._write(batch, sinks, source)
-            if time.monotonic() >= next_commit:
+            if time.monotonic() >= next_commit or self.unflushed >= MAX_UNFLUSHED_EVENTS:
+                self.tracker.forget(source.take_pruned())
                 self._commit(sinks)
                 next_commit = time.monotonic() + interval
             if until_caught_up and batch is None and source.caught_up():
@@ -130,37 +150,113 @@ class Pipeline:
 
     def _write(self, batch: ShardBatch, sinks: list[Sink], source: StreamSource) -> None:
         table = batch.table
-        events = []
+        events: list[ChangeEvent] = []
+        raw: dict[str, dict] = {}  # sequence number -> stream record, for dead letters
         for record in batch.records:
             try:
-                events.append(
-                    to_change_event(
-                        record,
-                        table=table.name,
-                        stream_arn=table.stream_arn,
-                        shard_id=batch.shard_id,
-                        key_names=table.key_names,
-                        region=table.region,
-                    )
+                event = to_change_event(
+                    record,
+                    table=table.name,
+                    stream_arn=table.stream_arn,
+                    shard_id=batch.shard_id,
+                    key_names=table.key_names,
+                    region=table.region,
                 )
             except PoisonRecordError as error:
-                sequence = record.get("dynamodb", {}).get("SequenceNumber", "?")
-                raise FatalError(
-                    f"table {table.name}, shard {batch.shard_id}, sequence number {sequence}: "
-                    f"cannot normalize the record: {error}"
-                ) from error
+                sequence = str((record.get("dynamodb") or {}).get("SequenceNumber", "?"))
+                self.poison.handle(
+                    DeadLetter(table.name, str(error), "normalize", table.stream_arn, batch.shard_id, sequence, record)
+                )
+                continue
+            events.append(event)
+            raw[event.position.sequence_number] = record
+        events = filter_events(events, self.table_configs[table.name])
         if events:
             for sink in sinks:
-                sink.write(events)
-            last = events[-1].position
-            self.tracker.written(last.stream_arn, last.shard_id, last.sequence_number)
+                self._write_to(sink, events, raw)
+            self.unflushed += len(events)
+        if batch.records:
+            last = str((batch.records[-1].get("dynamodb") or {}).get("SequenceNumber", ""))
+            if last:
+                self.tracker.written(table.stream_arn, batch.shard_id, last)
         if batch.ended:
             self.tracker.finished(table.stream_arn, batch.shard_id)
             source.shard_done(batch)
 
+    def _write_to(self, sink: Sink, events: list[ChangeEvent], raw: dict[str, dict]) -> None:
+        """Write `events` to one sink; an event it rejects is routed by policy and the rest still go."""
+        remaining = events
+        while remaining:
+            try:
+                sink.write(remaining)
+                return
+            except RejectedEvent as error:
+                index = next((i for i, event in enumerate(remaining) if event is error.event), None)
+                if index is None:
+                    raise FatalError(
+                        f"sink {type(sink).__name__} rejected an event it was not given: {error}"
+                    ) from None
+                event = remaining[index]
+                position = event.position
+                self.poison.handle(
+                    DeadLetter(
+                        event.table,
+                        str(error),
+                        type(sink).__name__,
+                        position.stream_arn,
+                        position.shard_id,
+                        position.sequence_number,
+                        raw[position.sequence_number],
+                    )
+                )
+                remaining = remaining[index + 1 :]
+            except PoisonRecordError as error:
+                raise FatalError(f"sink {type(sink).__name__} could not write a batch: {error}") from error
+
     def _commit(self, sinks: list[Sink]) -> None:
+        """Flush every sink and dead-letter destination, then store the checkpoint.
+
+        While they cannot confirm (broker away), retry with backoff and a log line per attempt, reading
+        nothing meanwhile; once a stop is requested, give up at its deadline (the checkpoint stays put).
+        """
         if not self.tracker.pending:
             return
-        for sink in sinks:
-            sink.flush(self.config.shutdown_timeout_s)
+        attempt = 0
+        while True:
+            timeout = min(FLUSH_ATTEMPT_S, self.config.shutdown_timeout_s)
+            if self.stop_requested.is_set():
+                timeout = min(timeout, max(0.1, self.stop_deadline - time.monotonic()))
+            try:
+                for sink in sinks:
+                    sink.flush(timeout)
+                self.poison.flush(timeout)
+                break
+            except RetriableError as error:
+                attempt += 1
+                if self.stop_requested.is_set() and time.monotonic() >= self.stop_deadline:
+                    raise FatalError(
+                        f"stopping: sinks did not acknowledge within shutdown_timeout_s "
+                        f"({self.config.shutdown_timeout_s:g} s): {error}; the checkpoint stays before the "
+                        "unacknowledged records, which the next run sends again"
+                    ) from None
+                delay = _backoff(attempt)
+                log.warning(
+                    "flush attempt %d failed: %s; reading paused, checkpoint held, retrying in %.1f s",
+                    attempt,
+                    error,
+                    delay,
+                )
+                if self.stop_requested.is_set():
+                    delay = min(delay, max(0.0, self.stop_deadline - time.monotonic()))
+                    time.sleep(delay)
+                else:
+                    self.stop_requested.wait(delay)
+        if attempt:
+            log.info("sinks acknowledged everything after %d failed flush attempt(s); resuming", attempt)
         self.tracker.commit()
+        self.unflushed = 0
+
+
+def _backoff(attempt: int) -> float:
+    """Exponential backoff with full jitter: 0.5 s up to 30 s."""
+    return random.uniform(0.5, min(30.0, 0.5 * 2.0**attempt))

@@ -7,17 +7,28 @@ Wire format `single_object` (default) is Avro single-object encoding: `C3 01`, t
 from __future__ import annotations
 
 import io
-import json
 import time
 from decimal import Decimal
 from functools import cache
-from importlib import resources
 from typing import Any
 
 import fastavro
-from fastavro.schema import to_parsing_canonical_form
 
+from bridge.codec.item_schema import generic_envelope_json, load_item_schema, typed_envelope_json
+from bridge.codec.lookup import SCHEMAS, crc64_avro, fingerprint
+from bridge.codec.typed import ItemCoercer, is_typed, item_record, plain_typed
 from bridge.normalize import INT64_MAX, INT64_MIN, ChangeEvent, DynamoSet
+
+__all__ = [
+    "MAGIC",
+    "SCHEMAS",
+    "EnvelopeCodec",
+    "crc64_avro",
+    "decode_value",
+    "encode_event",
+    "envelope_schema",
+    "fingerprint",
+]
 
 MAGIC = b"\xc3\x01"
 NAMESPACE = "io.cdcbridge"
@@ -25,38 +36,10 @@ _VSD = f"{NAMESPACE}.VariableScaleDecimal"
 _SETS = {"SS": f"{NAMESPACE}.StringSet", "NS": f"{NAMESPACE}.NumberSet", "BS": f"{NAMESPACE}.BinarySet"}
 
 
-def _crc64_table() -> list[int]:
-    table = []
-    for i in range(256):
-        fp = i
-        for _ in range(8):
-            fp = (fp >> 1) ^ (0xC15D213AA4D7A795 & -(fp & 1))
-        table.append(fp)
-    return table
-
-
-_CRC64 = _crc64_table()
-
-
-def crc64_avro(data: bytes) -> int:
-    """The Avro spec's 64-bit Rabin fingerprint (CRC-64-AVRO) of `data`."""
-    fp = 0xC15D213AA4D7A795
-    for byte in data:
-        fp = (fp >> 8) ^ _CRC64[(fp ^ byte) & 0xFF]
-    return fp
-
-
-def fingerprint(schema: dict) -> bytes:
-    """The 8-byte little-endian fingerprint of a parsed schema, as single-object encoding writes it."""
-    canonical = to_parsing_canonical_form(schema).encode()
-    return crc64_avro(canonical).to_bytes(8, "little")
-
-
 @cache
 def envelope_schema() -> dict:
     """The generic envelope schema shipped in `schemas/envelope.avsc`, parsed."""
-    text = resources.files("bridge.schemas").joinpath("envelope.avsc").read_text()
-    return fastavro.parse_schema(json.loads(text))
+    return fastavro.parse_schema(generic_envelope_json())
 
 
 def decimal_to_vsd(number: Decimal | int) -> dict:
@@ -156,22 +139,42 @@ def envelope(event: ChangeEvent, ts_ms: int) -> dict:
 
 
 class EnvelopeCodec:
-    """Encodes change events as Avro envelopes with one writer schema; reuse one per table."""
+    """Encodes change events as Avro envelopes with one writer schema; reuse one per table.
 
-    def __init__(self, numbers: str = "exact", wire_format: str = "single_object") -> None:
-        self.schema = envelope_schema()
-        self.fingerprint = fingerprint(self.schema)
+    Without `item_schema` items use the generic AttributeValue map, numbers per `numbers`
+    (`exact` | `double` | `string`). With `item_schema` (an `.avsc` file holding a record) items are coerced
+    to that record (`bridge.codec.typed`; `numbers` then applies to `keys` only) and the writer schema is
+    the envelope derived from it. Either way the writer schema joins `SCHEMAS`, so `decode_value` finds it.
+    """
+
+    def __init__(
+        self, numbers: str = "exact", wire_format: str = "single_object", item_schema: str | None = None
+    ) -> None:
+        self.item_schema = item_schema
+        if item_schema is None:
+            self.schema_json = generic_envelope_json()
+        else:
+            self.schema_json = typed_envelope_json(load_item_schema(item_schema), item_schema)
+        self.fingerprint, self.schema = SCHEMAS.register(self.schema_json)
         self.wire_format = wire_format
         self._items = _GenericItems(numbers)
+        self._typed = ItemCoercer(item_record(self.schema)) if item_schema is not None else None
         self._header = MAGIC + self.fingerprint if wire_format == "single_object" else b""
 
     def encode(self, event: ChangeEvent, ts_ms: int | None = None) -> bytes:
-        """The Kafka value for `event`: framed per `wire_format`."""
+        """The Kafka value for `event`: framed per `wire_format`.
+
+        Raises `PoisonRecordError` (path `before.<field>` / `after.<field>`) when a typed item does not fit.
+        """
         datum = envelope(event, ts_ms if ts_ms is not None else int(time.time() * 1000))
         items = self._items
         datum["keys"] = items.item(datum["keys"])
-        datum["before"] = items.side(datum["before"])
-        datum["after"] = items.side(datum["after"])
+        if self._typed is None:
+            datum["before"] = items.side(datum["before"])
+            datum["after"] = items.side(datum["after"])
+        else:
+            datum["before"] = self._typed.side(datum["before"], "before")
+            datum["after"] = self._typed.side(datum["after"], "after")
         out = io.BytesIO()
         out.write(self._header)
         fastavro.schemaless_writer(out, self.schema, datum)
@@ -179,19 +182,13 @@ class EnvelopeCodec:
 
 
 def encode_event(event: ChangeEvent, *, numbers: str = "exact", wire_format: str = "single_object") -> bytes:
-    """Encode one event as a Kafka value (convenience for scripts; pipelines reuse an `EnvelopeCodec`)."""
+    """Encode one event with the generic envelope as a Kafka value (for scripts; pipelines reuse an `EnvelopeCodec`)."""
     return _codec(numbers, wire_format).encode(event)
 
 
 @cache
 def _codec(numbers: str, wire_format: str) -> EnvelopeCodec:
     return EnvelopeCodec(numbers, wire_format)
-
-
-@cache
-def _known_schemas() -> dict[bytes, dict]:
-    schema = envelope_schema()
-    return {fingerprint(schema): schema}
 
 
 def _plain(value: Any) -> Any:
@@ -211,21 +208,28 @@ def _plain(value: Any) -> Any:
 
 
 def decode_value(data: bytes, schema: dict | None = None) -> dict:
-    """Decode a Kafka value written by the bridge into the plain envelope (numbers exact, sets as `DynamoSet`).
+    """Decode a Kafka value written by the bridge into the plain envelope.
 
-    Single-object values find their writer schema by fingerprint; pass `schema` for `raw` values.
+    Generic items come back exactly as normalized (int or exact `Decimal` numbers, sets as `DynamoSet`);
+    typed items as their record's values (sets as lists, decimals as `Decimal`). Single-object values find
+    their writer schema by fingerprint in `bridge.codec.SCHEMAS`; `schema` (parsed) overrides it, and is
+    needed for `raw` values of typed tables (raw values default to the generic envelope).
     """
     body = io.BytesIO(data)
     if data[:2] == MAGIC:
-        known = _known_schemas()
-        if data[2:10] not in known:
-            raise ValueError(f"unknown writer schema fingerprint {data[2:10].hex()}")
-        schema = schema or known[data[2:10]]
+        if schema is None:
+            schema = SCHEMAS.find(data[2:10])
+        if schema is None:
+            raise ValueError(
+                f"unknown writer schema fingerprint {data[2:10].hex()}: add its schema with SCHEMAS.add_folder(...)"
+            )
         body.seek(10)
     elif schema is None:
         schema = envelope_schema()
     record = fastavro.schemaless_reader(body, schema, None, return_record_name=True)
-    for side in ("keys", "before", "after"):
+    record["keys"] = _plain(record["keys"])
+    items = plain_typed if is_typed(schema) else _plain
+    for side in ("before", "after"):
         if record[side] is not None:
-            record[side] = _plain(record[side])
+            record[side] = items(record[side])
     return record

@@ -1,8 +1,12 @@
 """The sink contract. Every sink, built-in or third-party, implements these four methods.
 
-The pipeline calls `open()` once, then `write()` and `flush()` any number of times from one thread, then
-`close()` once. A checkpoint is written only after `flush()` returned, so `flush()` is what makes the
-bridge at-least-once: it must not return before everything written so far is durable.
+Lifecycle: the pipeline creates a sink with its validated `Config` and the tables' encodings, calls `open()`
+once, then `write()` and `flush()` any number of times from one thread, then `close()` once (also after a
+failure, and even when `open()` failed or was never reached). A checkpoint is written only after `flush()` of
+every sink returned, so `flush()` is what makes the bridge at-least-once: it must not return before everything
+written so far is durable. After a crash the events since the last checkpoint are written again, so a
+destination may see duplicates (same `event_id`), never gaps. `tests/integration/test_sink_conformance.py`
+holds every registered sink to this contract.
 """
 
 from __future__ import annotations
@@ -25,7 +29,11 @@ class TableEncoding:
 
 
 class Sink(ABC):
-    """A destination of change events. Subclasses set `Config` to a frozen dataclass: their YAML section."""
+    """A destination of change events. Subclasses set `Config` to a frozen dataclass: their YAML section.
+
+    Each field of `Config` is made with `bridge.config.doc(...)` (or `field(metadata={"doc": ...})`): the
+    description appears in validation errors and in `docs/config.md`.
+    """
 
     Config: ClassVar[type]
 
@@ -33,23 +41,34 @@ class Sink(ABC):
         self.config = config
         self.tables = tables
 
+    @classmethod
+    def check_config(cls, config: object, tables: Sequence[str]) -> list[tuple[str, str]]:
+        """Problems of a valid-typed `config` used with these table names, as `(field, what is wrong)` pairs.
+
+        Called while the config file is validated, before anything is opened; no I/O. Default: none.
+        """
+        return []
+
     @abstractmethod
     def open(self) -> None:
-        """Called once before the first `write`: connect and check the destination is usable.
+        """Called once, before the first `write`: connect and check that the destination is usable.
 
-        Raises `ConfigError` when it never can be (missing topic, bad path), `RetriableError` when not yet.
+        Raises `ConfigError` when it never can be (missing topic, unwritable folder), `RetriableError` when not
+        yet (broker down); the pipeline retries the latter with backoff.
         """
 
     @abstractmethod
     def write(self, events: Sequence[ChangeEvent]) -> None:
-        """Accept events in order; may buffer. Events of one item must reach the destination in this order.
+        """Accept events (possibly none) in order; may buffer. Nothing written is durable until `flush` returns.
 
+        Events of one item (same key) must reach the destination in the order of the calls and of `events`.
         Raises `PoisonRecordError` for an event that cannot be written at all (too large, does not fit).
         """
 
     @abstractmethod
     def flush(self, timeout: float) -> None:
-        """Return only when every event written so far is durable at the destination.
+        """Return only when every event written so far is durable at the destination (synced to disk,
+        acknowledged by the broker). Afterwards the pipeline may checkpoint past these events.
 
         Raises `FatalError` (or `RetriableError`) when that cannot be confirmed within `timeout` seconds;
         the pipeline then keeps its checkpoint before these events.
@@ -57,5 +76,8 @@ class Sink(ABC):
 
     @abstractmethod
     def close(self) -> None:
-        """Release connections and files. Does not flush: events written since the last `flush` may be lost,
-        which is safe because no checkpoint covers them. Called once, also after a failure."""
+        """Release connections and files; called exactly once, even when `open` failed or was never called.
+
+        Does not promise a flush: events written since the last `flush` may be lost, which is safe because no
+        checkpoint covers them. What an earlier `flush` made durable stays intact and readable.
+        """

@@ -1,47 +1,76 @@
-"""Kafka sink: one Avro record per change, keyed by the item's partition key.
+"""Kafka sink: one Avro record per change, keyed by the item's key, on a topic per table.
 
 Delivery: at-least-once with per-item order. The producer is idempotent with `acks=all` and at most
-5 requests in flight, so retries neither reorder nor duplicate within one run; `flush()` returns only
-after the broker acknowledged every record written so far and raises if any failed. A restart after a
-crash re-sends records written after the last checkpoint (duplicates carry the same `event_id` header).
+5 requests in flight, so its own retries neither reorder nor duplicate. A record is never given up on
+because the broker is away: it waits in the producer (the pipeline stops reading and holds the checkpoint
+meanwhile) and `flush()` raises `RetriableError` until the broker acknowledged everything written so far.
+A record the broker rejects for good makes `flush()` raise `FatalError`. A restart after a crash re-sends
+the records written after the last checkpoint: those duplicates carry the same `event_id` and
+`sequence_number` headers as the first copy.
 """
 
 from __future__ import annotations
 
-import contextlib
-import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
-from kafka import KafkaAdminClient, KafkaProducer
-from kafka.admin import NewTopic
-from kafka.errors import KafkaError, TopicAlreadyExistsError
+from kafka.errors import KafkaError, KafkaTimeoutError, MessageSizeTooLargeError
 
 from bridge.codec.keys import kafka_key
-from bridge.errors import ConfigError, FatalError, RetriableError
+from bridge.errors import ConfigError, FatalError, PoisonRecordError, RetriableError
 from bridge.normalize import ChangeEvent
+from bridge.poison import RejectedEvent
+from bridge.secret import Secret
 from bridge.sinks.base import Sink
+from bridge.sinks.kafka_client import check_security, ensure_topics, make_producer
 
-log = logging.getLogger(__name__)
+AVRO = b"application/vnd.apache.avro"
+
+
+def _doc(text: str, **kwargs):
+    return field(metadata={"doc": text}, **kwargs)
 
 
 @dataclass(frozen=True)
 class KafkaConfig:
     """Publish each change event to a Kafka topic as an Avro record."""
 
-    bootstrap_servers: str = field(metadata={"doc": "Comma-separated `host:port` list of brokers."})
-    topic: str = field(default="dynamodb.{table}", metadata={"doc": "Topic name template; `{table}` is replaced."})
-    client_id: str = field(default="cdc-bridge", metadata={"doc": "Client id the broker sees."})
-    linger_ms: int = field(default=20, metadata={"doc": "How long the producer waits to fill a batch."})
-    batch_size: int = field(default=262144, metadata={"doc": "Largest batch per partition, in bytes."})
-    compression: Literal["none", "gzip", "snappy", "lz4", "zstd"] = field(
-        default="none", metadata={"doc": "Compression of record batches."}
+    bootstrap_servers: str = _doc("Comma-separated `host:port` list of brokers.")
+    topic: str = _doc("Topic name template; `{table}` is replaced.", default="dynamodb.{table}")
+    client_id: str = _doc("Client id the broker sees.", default="cdc-bridge")
+    linger_ms: int = _doc("How long the producer waits to fill a batch.", default=20)
+    batch_size: int = _doc("Largest batch per partition, in bytes.", default=262144)
+    max_request_size: int = _doc(
+        "Largest record (key + value + headers) sent, in bytes; a larger one is a poison record. Keep it at or "
+        "below the topic's `max.message.bytes`.",
+        default=1048576,
     )
-    create_topics: bool = field(default=False, metadata={"doc": "Create missing topics at startup (else: error)."})
-    partitions: int = field(default=1, metadata={"doc": "Partitions of topics the bridge creates."})
-    replication_factor: int = field(default=1, metadata={"doc": "Replication factor of topics the bridge creates."})
+    compression: Literal["none", "gzip", "snappy", "lz4", "zstd"] = _doc(
+        "Compression of record batches (snappy, lz4, zstd need the extra of the same name).", default="none"
+    )
+    create_topics: bool = _doc("Create missing topics at startup (else: error).", default=False)
+    partitions: int = _doc("Partitions of topics the bridge creates.", default=1)
+    replication_factor: int = _doc("Replication factor of topics the bridge creates.", default=1)
+    tombstones: bool = _doc(
+        "After each delete, also send a tombstone (null value) for compacted topics; needs `key: primary`.",
+        default=False,
+    )
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = _doc(
+        "How to talk to the brokers.", default="PLAINTEXT"
+    )
+    ssl_cafile: str | None = _doc("CA bundle (PEM) that signed the brokers' certificates.", default=None)
+    ssl_certfile: str | None = _doc("Client certificate (PEM) for mutual TLS.", default=None)
+    ssl_keyfile: str | None = _doc("Client private key (PEM) for mutual TLS.", default=None)
+    ssl_password: Secret | None = _doc("Password of the client key (use `${ENV}`).", default=None)
+    ssl_check_hostname: bool = _doc("Check that the broker certificate names the host.", default=True)
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER", "AWS_MSK_IAM"] | None = _doc(
+        "SASL mechanism (with SASL_PLAINTEXT / SASL_SSL).", default=None
+    )
+    sasl_username: str | None = _doc("User for PLAIN and SCRAM.", default=None)
+    sasl_password: Secret | None = _doc("Password for PLAIN and SCRAM (use `${ENV}`).", default=None)
+    sasl_oauth_token: Secret | None = _doc("Bearer token for OAUTHBEARER (use `${ENV}`).", default=None)
 
 
 class KafkaSink(Sink):
@@ -49,76 +78,80 @@ class KafkaSink(Sink):
 
     Config = KafkaConfig
 
-    def open(self) -> None:
-        servers = [s.strip() for s in self.config.bootstrap_servers.split(",") if s.strip()]
-        self.topics = {table: self.config.topic.format(table=table) for table in self.tables}
-        self._ensure_topics(servers)
-        self.producer = KafkaProducer(
-            bootstrap_servers=servers,
-            client_id=self.config.client_id,
-            acks="all",
-            enable_idempotence=True,
-            max_in_flight_requests_per_connection=5,
-            linger_ms=self.config.linger_ms,
-            batch_size=self.config.batch_size,
-            compression_type=None if self.config.compression == "none" else self.config.compression,
-        )
-        self.pending = []
+    @classmethod
+    def check_config(cls, config: KafkaConfig, tables: Sequence[str]) -> list[tuple[str, str]]:
+        """Problems of the TLS/SASL settings as (field, message) pairs."""
+        return check_security(config)
 
-    def _ensure_topics(self, servers: list[str]) -> None:
-        try:
-            admin = KafkaAdminClient(bootstrap_servers=servers, client_id=self.config.client_id)
-        except KafkaError as error:
-            raise RetriableError(f"no Kafka broker reachable at {self.config.bootstrap_servers}: {error}") from None
-        try:
-            missing = sorted(set(self.topics.values()) - set(admin.list_topics()))
-            if missing and not self.config.create_topics:
-                raise ConfigError(
-                    f"Kafka topic(s) {', '.join(missing)} do not exist at {self.config.bootstrap_servers}; "
-                    "create them or set `create_topics: true` on the kafka sink"
-                )
-            if missing:
-                new = [NewTopic(t, self.config.partitions, self.config.replication_factor) for t in missing]
-                with contextlib.suppress(TopicAlreadyExistsError):  # created meanwhile by another bridge
-                    admin.create_topics(new)
-                log.info("created Kafka topics %s", ", ".join(missing))
-        finally:
-            admin.close()
+    def open(self) -> None:
+        problems = check_security(self.config)
+        if problems:
+            name, message = problems[0]
+            raise ConfigError(f"kafka sink: {name}: {message}")
+        self.topics = {table: self.config.topic.format(table=table) for table in self.tables}
+        ensure_topics(self.config, self.topics.values())
+        self.producer = make_producer(self.config)
+        self.pending: list = []
+
+    def _headers(self, event: ChangeEvent, fingerprint: bytes | None) -> list[tuple[str, bytes]]:
+        headers = [
+            ("op", event.op.encode()),
+            ("table", event.table.encode()),
+            ("event_id", event.event_id.encode()),
+            ("sequence_number", event.position.sequence_number.encode()),
+        ]
+        if fingerprint is not None:
+            headers += [("schema_fingerprint", fingerprint.hex().encode()), ("content_type", AVRO)]
+        return headers
 
     def write(self, events: Sequence[ChangeEvent]) -> None:
+        """Hand `events` to the producer in order; raises `RejectedEvent` for one that cannot be sent at all.
+
+        Events before the rejected one were accepted; the caller continues after it (or stops).
+        """
         ts_ms = int(time.time() * 1000)
-        send = self.producer.send
         for event in events:
             table = self.tables[event.table]
-            codec = table.codec
-            headers = [
-                ("op", event.op.encode()),
-                ("table", event.table.encode()),
-                ("event_id", event.event_id.encode()),
-                ("sequence_number", event.position.sequence_number.encode()),
-                ("schema_fingerprint", codec.fingerprint.hex().encode()),
-                ("content_type", b"application/vnd.apache.avro"),
-            ]
-            value = codec.encode(event, ts_ms)
             try:
-                future = send(self.topics[event.table], value=value, key=kafka_key(event, table.key), headers=headers)
-            except KafkaError as error:
-                raise FatalError(f"Kafka refused a record of {event.table} at {event.position}: {error}") from error
-            self.pending.append(future)
+                value = table.codec.encode(event, ts_ms)
+                key = kafka_key(event, table.key)
+            except PoisonRecordError as error:
+                raise RejectedEvent(event, f"cannot encode: {error}", error.path) from error
+            self._send(event, key, value, self._headers(event, table.codec.fingerprint))
+            if self.config.tombstones and event.op == "d":
+                self._send(event, key, None, self._headers(event, None))
+
+    def _send(self, event: ChangeEvent, key: bytes, value: bytes | None, headers: list) -> None:
+        topic = self.topics[event.table]
+        try:
+            future = self.producer.send(topic, value=value, key=key, headers=headers)
+        except MessageSizeTooLargeError as error:
+            raise RejectedEvent(
+                event, f"too large for Kafka (max_request_size {self.config.max_request_size} B): {error}"
+            ) from error
+        except KafkaTimeoutError as error:
+            raise RetriableError(f"no metadata for topic {topic}: {error}") from error
+        except KafkaError as error:
+            raise FatalError(f"Kafka refused a record of {event.table} at {event.position}: {error}") from error
+        self.pending.append(future)
 
     def flush(self, timeout: float) -> None:
+        """Return when the broker acknowledged every record so far; `RetriableError` if not yet, `FatalError`
+        if one was rejected (then nothing after the last checkpoint may be trusted: restart)."""
         try:
             self.producer.flush(timeout=timeout)
-        except KafkaError as error:
-            raise FatalError(f"Kafka did not acknowledge records within {timeout:.0f} s: {error}") from error
-        pending, self.pending = self.pending, []
-        for future in pending:
+        except KafkaTimeoutError:
+            waiting = sum(1 for future in self.pending if not future.is_done)
+            raise RetriableError(
+                f"Kafka at {self.config.bootstrap_servers} did not acknowledge {waiting} record(s) "
+                f"within {timeout:.0f} s"
+            ) from None
+        for future in self.pending:
             if not future.is_done:
-                self.pending = pending
-                raise FatalError(f"Kafka did not acknowledge records within {timeout:.0f} s")
+                raise RetriableError(f"Kafka did not acknowledge records within {timeout:.0f} s")
             if future.failed():
-                self.pending = pending
-                raise FatalError(f"Kafka rejected a record: {future.exception}")
+                raise FatalError(f"Kafka rejected a record: {future.exception!r}")
+        self.pending = []
 
     def close(self) -> None:
         producer = getattr(self, "producer", None)

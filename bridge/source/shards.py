@@ -8,10 +8,11 @@ log = logging.getLogger(__name__)
 
 
 class ShardTree:
-    """Shards of one stream as `DescribeStream` lists them, with their read state.
+    """Shards of one stream as the last `DescribeStream` listed them, with their read state.
 
-    A shard is ready when it is neither started nor finished and its parent is finished or no longer listed
-    (trimmed away). A shard listed as its own parent, or caught in a parent cycle, is treated as a root.
+    A shard is ready when it is neither started nor finished and its parent is finished, or is no longer
+    listed (trimmed away) and not being read. A shard listed as its own parent, or caught in a parent
+    cycle, loses the link that closes the cycle and is read as a root.
     """
 
     def __init__(self, finished: set[str] | None = None) -> None:
@@ -19,38 +20,49 @@ class ShardTree:
         self.finished: set[str] = set(finished or ())
         self.started: set[str] = set()
 
-    def add(self, shards: list[dict]) -> None:
-        """Record shards from a `DescribeStream` page (`ShardId`, optional `ParentShardId`)."""
+    def update(self, shards: list[dict]) -> None:
+        """Replace the listing with every shard of a full `DescribeStream` (`ShardId`, optional `ParentShardId`)."""
+        parents: dict[str, str | None] = {}
         for shard in shards:
             shard_id = shard["ShardId"]
             parent = shard.get("ParentShardId")
-            self.parents[shard_id] = None if parent == shard_id else parent
-        for shard_id in list(self.parents):
-            if self._in_cycle(shard_id):
-                log.warning("shard %s is in a parent cycle; reading it as a root", shard_id)
-                self.parents[shard_id] = None
+            if parent == shard_id:
+                log.warning("shard %s is listed as its own parent; reading it as a root", shard_id)
+                parent = None
+            parents[shard_id] = parent
+        self.parents = parents
+        self._break_cycles()
 
-    def _in_cycle(self, shard_id: str) -> bool:
-        seen = {shard_id}
-        parent = self.parents.get(shard_id)
-        while parent is not None and parent in self.parents:
-            if parent in seen:
-                return True
-            seen.add(parent)
-            parent = self.parents[parent]
-        return False
+    def _break_cycles(self) -> None:
+        done: set[str] = set()
+        for first in sorted(self.parents):
+            path: list[str] = []
+            on_path: set[str] = set()
+            shard: str | None = first
+            while shard is not None and shard in self.parents and shard not in on_path and shard not in done:
+                path.append(shard)
+                on_path.add(shard)
+                shard = self.parents[shard]
+            if shard in on_path:
+                log.warning("shards %s form a parent cycle; reading %s as a root", " -> ".join(path), path[-1])
+                self.parents[path[-1]] = None
+            done.update(path)
 
     def ready(self) -> list[str]:
-        """Shards that may start now, parents first, in `ShardId` order."""
+        """Shards that may start now, in `ShardId` order."""
         return sorted(
             shard_id
             for shard_id, parent in self.parents.items()
-            if shard_id not in self.started
-            and shard_id not in self.finished
-            and (parent is None or parent in self.finished or parent not in self.parents)
+            if shard_id not in self.started and shard_id not in self.finished and self._parent_done(parent)
         )
 
+    def _parent_done(self, parent: str | None) -> bool:
+        if parent is None or parent in self.finished:
+            return True
+        return parent not in self.parents and parent not in self.started
+
     def start(self, shard_id: str) -> None:
+        """The shard is being read."""
         self.started.add(shard_id)
 
     def finish(self, shard_id: str) -> None:
@@ -58,4 +70,16 @@ class ShardTree:
         self.finished.add(shard_id)
 
     def unfinished(self) -> set[str]:
+        """Listed shards not finished yet."""
         return set(self.parents) - self.finished
+
+    def drained(self) -> bool:
+        """Every listed shard is finished."""
+        return not self.unfinished()
+
+    def prune(self) -> set[str]:
+        """Forget finished shards that are no longer listed; returns their ids (to drop from the checkpoint)."""
+        gone = self.finished - set(self.parents)
+        self.finished -= gone
+        self.started -= gone
+        return gone

@@ -1,9 +1,12 @@
 """Reads the streams of all configured tables: discovery, lineage, scheduling of `GetRecords` calls.
 
-One dispatcher thread schedules calls; a bounded pool of workers makes them, at most one call per shard
-at a time, so records of a shard stay in order. Batches go into a bounded queue that the pipeline drains:
-when it is full, workers wait (backpressure). A shard's children are scheduled only after the pipeline
-reports the parent done (`shard_done`), so every parent record is handed on before any child record.
+One dispatcher thread lists shards and schedules calls; a bounded pool of workers makes them, at most one
+call per shard at a time and at most 5 per second per shard, so records of a shard stay in order. A shard
+that returned records is read again at once, an empty one after the poll interval, a throttled one after
+an exponential backoff with full jitter; none of them holds a worker while it waits. Batches go into a
+bounded queue that the pipeline drains: when it is full, workers wait (backpressure). A shard's children
+are scheduled only after the pipeline reports the parent done (`shard_done`), so every parent record is
+handed on before any child record. When a table gets a new stream, the old one is read to its end first.
 """
 
 from __future__ import annotations
@@ -15,15 +18,21 @@ import queue
 import random
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
-from botocore.exceptions import ClientError
-
-from bridge.checkpoint import ShardCheckpoint
-from bridge.errors import ConfigError, RetriableError
-from bridge.source.reader import ShardReader, error_code
+from bridge.checkpoint import ShardCheckpoint, ShardKey
+from bridge.errors import FatalError, RetriableError
+from bridge.source.discovery import (
+    TableDeleted,
+    TableInfo,
+    current_stream_arn,
+    describe_table,
+    list_shards,
+    table_of_stream,
+)
+from bridge.source.reader import ResourceGone, ShardReader
 from bridge.source.shards import ShardTree
 
 log = logging.getLogger(__name__)
@@ -31,15 +40,9 @@ MIN_CALL_INTERVAL = 0.2  # AWS allows 5 GetRecords calls per second per shard
 BACKOFF_BASE, BACKOFF_CAP = 0.1, 20.0
 
 
-@dataclass(frozen=True)
-class TableInfo:
-    """What the bridge learned about a table from `DescribeTable`."""
-
-    name: str
-    stream_arn: str
-    key_names: tuple[str, ...]
-    view_type: str
-    region: str
+def backoff_delay(failures: int, uniform: Callable[[float, float], float] = random.uniform) -> float:
+    """Full-jitter exponential backoff: uniform in [0, min(cap, base * 2 ** failures)]."""
+    return uniform(0.0, min(BACKOFF_CAP, BACKOFF_BASE * 2 ** min(failures, 32)))
 
 
 @dataclass(frozen=True)
@@ -57,49 +60,43 @@ class _Shard:
     table: TableInfo
     reader: ShardReader
     busy: bool = False
+    dead: bool = False
     failures: int = 0
-    last_call: float = 0.0
+    last_call: float = float("-inf")
 
 
 @dataclass
-class _Stream:
-    info: TableInfo
+class _Table:
+    """One configured table and the stream being read for it (plus newer streams to read afterwards)."""
+
+    name: str
     start_position: str
     on_trimmed: str
+    info: TableInfo
     tree: ShardTree
-    first_start: bool
+    later: list[str] = field(default_factory=list)
+    first_start: bool = False  # no checkpoint for any stream of the table: `start_position` applies
+    initial: bool = True  # the current stream was not listed yet
+    latest_shards: set[str] = field(default_factory=set)  # open at the first listing of a `latest` start
+    lost: set[str] = field(default_factory=set)  # shards that answered ResourceNotFoundException
+    disabled: bool = False
+    deleted: bool = False
     discovered: bool = False
     next_discovery: float = 0.0
-    closed: set[str] = field(default_factory=set)
-
-
-def describe_table(dynamodb, name: str) -> TableInfo:
-    """The table's latest stream and key schema; `ConfigError` when it is missing or has no stream."""
-    try:
-        table = dynamodb.describe_table(TableName=name)["Table"]
-    except ClientError as error:
-        if error_code(error) == "ResourceNotFoundException":
-            raise ConfigError(f"table {name!r} does not exist at {dynamodb.meta.endpoint_url}") from None
-        raise
-    stream_arn = table.get("LatestStreamArn")
-    enabled = table.get("StreamSpecification", {}).get("StreamEnabled", bool(stream_arn))
-    if not stream_arn or not enabled:
-        raise ConfigError(f"table {name!r} has no DynamoDB stream enabled; enable one (NEW_AND_OLD_IMAGES)")
-    schema = sorted(table["KeySchema"], key=lambda k: k["KeyType"] != "HASH")
-    view_type = table.get("StreamSpecification", {}).get("StreamViewType", "")
-    region = stream_arn.split(":")[3] if stream_arn.count(":") >= 4 else dynamodb.meta.region_name
-    return TableInfo(name, stream_arn, tuple(k["AttributeName"] for k in schema), view_type, region)
+    wanted: int = 0  # discoveries requested (on shard end) ...
+    seen: int = 0  # ... and the last one a completed listing covers
+    failures: int = 0
 
 
 class StreamSource:
-    """All shards of all tables, read concurrently, handed on in order per shard."""
+    """All shards of all tables, read concurrently, handed on in order per shard and parents first."""
 
     def __init__(
         self,
         tables: Sequence,
         dynamodb,
         streams,
-        checkpoints: dict[tuple[str, str], ShardCheckpoint],
+        checkpoints: dict[ShardKey, ShardCheckpoint],
         *,
         poll_interval: float = 0.25,
         discovery_interval: float = 10.0,
@@ -119,23 +116,30 @@ class StreamSource:
         self.lock = threading.Condition()
         self.heap: list = []
         self.counter = itertools.count()
-        self.shards: dict[tuple[str, str], _Shard] = {}
-        self.streams: list[_Stream] = []
+        self.shards: dict[ShardKey, _Shard] = {}
+        self.tables: list[_Table] = []
+        self.pruned: set[ShardKey] = set()
         self.stopping = threading.Event()
         self.dispatcher = threading.Thread(target=self._dispatch, name="shard-dispatcher", daemon=True)
 
     def start(self) -> list[TableInfo]:
-        """Describe every table and start reading; returns what was learned about the tables."""
+        """Describe every table and start reading; returns what was learned about the tables.
+
+        A table whose checkpoint names older streams of it reads those first (to their end), then the latest.
+        """
         for config in self.table_configs:
             info = describe_table(self.dynamodb, config.name)
-            finished = {s for (arn, s), c in self.checkpoints.items() if arn == info.stream_arn and c.finished}
-            first = not any(arn == info.stream_arn for arn, _ in self.checkpoints)
-            self.streams.append(_Stream(info, config.start_position, config.on_trimmed, ShardTree(finished), first))
+            known = sorted({arn for arn, _ in self.checkpoints if table_of_stream(arn) == config.name})
+            chain = [arn for arn in known if arn != info.stream_arn] + [info.stream_arn]
+            table = _Table(config.name, config.start_position, config.on_trimmed, info, ShardTree(), chain[1:])
+            table.first_start = not known
+            self._follow(table, chain[0])
+            self.tables.append(table)
             log.info("table %s: stream %s, key %s", info.name, info.stream_arn, ", ".join(info.key_names))
-        for stream in self.streams:
-            self._discover(stream)
+        for table in self.tables:
+            self._discover(table)
         self.dispatcher.start()
-        return [stream.info for stream in self.streams]
+        return [table.info for table in self.tables]
 
     def get(self, timeout: float) -> ShardBatch | None:
         """The next batch, or None after `timeout` seconds. Re-raises a reader's fatal error."""
@@ -148,22 +152,29 @@ class StreamSource:
         return item
 
     def shard_done(self, batch: ShardBatch) -> None:
-        """The pipeline handed on the last batch of a shard: let its children start."""
+        """The pipeline handed on the last batch of a shard: let its children start (after a new listing)."""
         with self.lock:
-            stream = next(s for s in self.streams if s.info is batch.table)
-            stream.tree.finish(batch.shard_id)
-            stream.next_discovery = 0.0
+            table = next(t for t in self.tables if t.info.stream_arn == batch.table.stream_arn)
+            table.tree.finish(batch.shard_id)
+            table.wanted += 1
+            table.next_discovery = 0.0
             log.info("shard %s of %s finished", batch.shard_id, batch.table.name)
             self.lock.notify()
+
+    def take_pruned(self) -> set[ShardKey]:
+        """Checkpoint keys to forget: finished shards no longer listed, shards of streams that are gone."""
+        with self.lock:
+            pruned, self.pruned = self.pruned, set()
+            return pruned
 
     def caught_up(self) -> bool:
         """Every shard known so far was read to its current end (call only when `get` returned None)."""
         with self.lock:
-            for stream in self.streams:
-                if not stream.discovered or stream.tree.ready():
+            for table in self.tables:
+                if not table.discovered or table.seen < table.wanted or table.later or table.tree.ready():
                     return False
-                for shard_id in stream.tree.unfinished():
-                    shard = self.shards.get((stream.info.stream_arn, shard_id))
+                for shard_id in table.tree.unfinished():
+                    shard = self.shards.get((table.info.stream_arn, shard_id))
                     if shard is None or shard.busy or not shard.reader.caught_up:
                         return False
             return self.batches.empty()
@@ -185,63 +196,184 @@ class StreamSource:
     def _dispatch(self) -> None:
         try:
             while not self.stopping.is_set():
-                now = time.monotonic()
-                for stream in self.streams:
-                    if now >= stream.next_discovery:
-                        self._discover(stream)
+                for table in self.tables:
+                    if time.monotonic() >= table.next_discovery:
+                        self._discover(table)
                 with self.lock:
                     self._start_ready_shards()
+                    now = time.monotonic()
                     while self.heap and self.heap[0][0] <= now:
                         _, _, shard = heapq.heappop(self.heap)
-                        shard.busy = True
-                        self.pool.submit(self._fetch, shard)
+                        if not shard.dead:
+                            shard.busy = True
+                            self.pool.submit(self._fetch, shard)
                     wait = self.heap[0][0] - now if self.heap else self.poll_interval
                     self.lock.wait(timeout=min(max(wait, 0.0), self.poll_interval))
         except BaseException as error:  # surfaced to the pipeline thread
             self._fail(error)
 
-    def _discover(self, stream: _Stream) -> None:
-        shards, start = [], None
+    def _discover(self, table: _Table) -> None:
+        arn, wanted = table.info.stream_arn, table.wanted
         try:
-            while True:
-                args = {"StreamArn": stream.info.stream_arn}
-                if start:
-                    args["ExclusiveStartShardId"] = start
-                description = self.streams_client.describe_stream(**args)["StreamDescription"]
-                shards.extend(description.get("Shards", []))
-                start = description.get("LastEvaluatedShardId")
-                if not start:
-                    break
-        except ClientError as error:
-            stream.next_discovery = time.monotonic() + self.poll_interval
-            log.warning("describing stream of %s failed, will retry: %s", stream.info.name, error)
+            listing = list_shards(self.streams_client, arn)
+        except RetriableError as error:
+            table.failures += 1
+            table.next_discovery = time.monotonic() + max(self.poll_interval, backoff_delay(table.failures))
+            log.warning("%s; will list again", error)
+            return
+        except ResourceGone:
+            self._stream_gone(table)
+            return
+        table.failures = 0
+        with self.lock:
+            table.tree.update(listing.shards)
+            if table.initial:
+                table.initial = False
+                self._check_checkpointed_shards(table)
+                if table.first_start and table.start_position == "latest":
+                    self._start_at_latest(table, listing.shards)
+            for shard_id in sorted(table.lost - set(table.tree.parents)):
+                self._shard_trimmed_away(table, shard_id)
+            table.lost.clear()
+            self.pruned.update((arn, shard_id) for shard_id in table.tree.prune())
+            table.disabled = listing.status in ("DISABLING", "DISABLED")
+            table.discovered = True
+            table.seen = max(table.seen, wanted)
+            table.next_discovery = time.monotonic() + self.discovery_interval
+            self.lock.notify()
+        if table.disabled or table.later:
+            try:
+                self._check_table(table)
+            except RetriableError as error:
+                log.warning("%s; will try again", error)
+                return
+            with self.lock:
+                if table.tree.drained() and not self._busy(table):
+                    self._stream_drained(table)
+
+    def _check_checkpointed_shards(self, table: _Table) -> None:
+        """A shard of the checkpoint, not finished and no longer listed, was trimmed away with unread records."""
+        arn = table.info.stream_arn
+        for (stream_arn, shard_id), checkpoint in sorted(self.checkpoints.items()):
+            if stream_arn == arn and not checkpoint.finished and shard_id not in table.tree.parents:
+                self._lost(
+                    table,
+                    f"shard {shard_id} of {arn} was trimmed away before it was read to its end; records after "
+                    f"sequence number {checkpoint.sequence_number} (the checkpoint) are lost",
+                )
+                table.tree.finish(shard_id)
+
+    def _start_at_latest(self, table: _Table, shards: list[dict]) -> None:
+        for shard in shards:
+            if "EndingSequenceNumber" in shard.get("SequenceNumberRange", {}):
+                table.tree.finish(shard["ShardId"])
+            else:
+                table.latest_shards.add(shard["ShardId"])
+
+    def _busy(self, table: _Table) -> bool:
+        return any(s.busy for (arn, _), s in self.shards.items() if arn == table.info.stream_arn)
+
+    def _check_table(self, table: _Table) -> None:
+        """Re-describe the table: note a newer stream to follow, or that the table was deleted."""
+        try:
+            latest = current_stream_arn(self.dynamodb, table.name)
+        except TableDeleted:
+            if not table.deleted:
+                log.error("table %s was deleted; reading what is left of %s", table.name, table.info.stream_arn)
+            table.deleted = True
+            return
+        if latest and latest != table.info.stream_arn and latest not in table.later:
+            log.warning("table %s has a new stream %s, read after %s", table.name, latest, table.info.stream_arn)
+            table.later.append(latest)
+
+    def _stream_drained(self, table: _Table) -> None:
+        if table.later:
+            log.info("stream %s of table %s is drained", table.info.stream_arn, table.name)
+            self._follow(table, table.later.pop(0))
+            table.first_start = False  # a later stream continues the earlier one: it is read from its start
+        elif table.deleted:
+            raise FatalError(
+                f"table {table.name} was deleted; every change its stream {table.info.stream_arn} still held "
+                "was delivered. Remove the table from the config (or re-create it) and start again."
+            )
+
+    def _stream_gone(self, table: _Table) -> None:
+        """`DescribeStream` says the stream no longer exists (deleted table, or disabled more than 24 h ago)."""
+        arn = table.info.stream_arn
+        try:
+            self._check_table(table)
+        except RetriableError as error:
+            log.warning("%s; will try again", error)
+            table.next_discovery = time.monotonic() + self.poll_interval
             return
         with self.lock:
-            if stream.first_start and stream.start_position == "latest":
-                for shard in shards:
-                    if "EndingSequenceNumber" in shard.get("SequenceNumberRange", {}):
-                        stream.tree.finish(shard["ShardId"])
-            stream.tree.add(shards)
-            stream.discovered = True
-            stream.next_discovery = time.monotonic() + self.discovery_interval
+            if not table.later and not table.deleted:
+                log.warning("stream %s of table %s is not found; will list it again", arn, table.name)
+                table.next_discovery = time.monotonic() + self.discovery_interval
+                return
+            unfinished = table.tree.unfinished() | {
+                s for (a, s), c in self.checkpoints.items() if a == arn and not (c.finished or s in table.tree.finished)
+            }
+            if unfinished:
+                shards = ", ".join(sorted(unfinished))
+                self._lost(table, f"stream {arn} no longer exists; shards {shards} were not read to their end")
+            self.pruned.update(key for key in self.checkpoints if key[0] == arn)
+            self.pruned.update((arn, s) for s in table.tree.finished)
+            for key, shard in self.shards.items():
+                if key[0] == arn:
+                    shard.dead = True
+            table.tree = ShardTree()
+            self._stream_drained(table)
+
+    def _shard_trimmed_away(self, table: _Table, shard_id: str) -> None:
+        shard = self.shards.get((table.info.stream_arn, shard_id))
+        if shard is None or shard_id in table.tree.finished:
+            return
+        checkpoint = shard.reader.last_sequence
+        self._lost(
+            table,
+            f"shard {shard_id} of {table.info.stream_arn} was trimmed away (ResourceNotFoundException) before "
+            f"it was read to its end; records after {checkpoint or 'its start'} are lost",
+        )
+        shard.dead = True
+        table.tree.finish(shard_id)
+
+    def _lost(self, table: _Table, what: str) -> None:
+        if table.on_trimmed != "resume_from_trim_horizon":
+            raise FatalError(
+                f"table {table.name}: {what}. Set `on_trimmed: resume_from_trim_horizon` on the table to accept "
+                "the gap and continue."
+            )
+        log.error("DATA GAP: table %s: %s; continuing", table.name, what)
+
+    def _follow(self, table: _Table, stream_arn: str) -> None:
+        """Make `stream_arn` the table's current stream; it is listed at the next dispatcher round."""
+        table.info = replace(table.info, stream_arn=stream_arn)
+        finished = {s for (arn, s), c in self.checkpoints.items() if arn == stream_arn and c.finished}
+        table.tree = ShardTree(finished)
+        table.initial = True
+        table.discovered = False
+        table.disabled = False
+        table.next_discovery = 0.0
+        table.latest_shards.clear()
 
     def _start_ready_shards(self) -> None:
-        for stream in self.streams:
-            for shard_id in stream.tree.ready():
-                stream.tree.start(shard_id)
-                key = (stream.info.stream_arn, shard_id)
+        for table in self.tables:
+            for shard_id in table.tree.ready():
+                table.tree.start(shard_id)
+                key = (table.info.stream_arn, shard_id)
                 checkpoint = self.checkpoints.get(key)
                 if checkpoint and checkpoint.sequence_number:
                     start, sequence = "AFTER_SEQUENCE_NUMBER", checkpoint.sequence_number
-                elif stream.first_start and stream.start_position == "latest":
+                elif shard_id in table.latest_shards:
                     start, sequence = "LATEST", None
                 else:
                     start, sequence = "TRIM_HORIZON", None
                 reader = ShardReader(
-                    self.streams_client, stream.info.stream_arn, shard_id, start, sequence, stream.on_trimmed
+                    self.streams_client, table.info.stream_arn, shard_id, start, sequence, table.on_trimmed
                 )
-                self.shards[key] = shard = _Shard(stream.info, reader)
-                log.info("shard %s of %s started at %s %s", shard_id, stream.info.name, start, sequence or "")
+                self.shards[key] = shard = _Shard(table.info, reader)
+                log.info("shard %s of %s started at %s %s", shard_id, table.name, start, sequence or "")
                 self._schedule(shard, 0.0)
 
     def _schedule(self, shard: _Shard, delay: float) -> None:
@@ -255,12 +387,14 @@ class StreamSource:
         shard.last_call = time.monotonic()
         try:
             records, ended = shard.reader.fetch(self.records_per_call)
-        except RetriableError as error:
+        except (RetriableError, ResourceGone) as error:
             shard.failures += 1
-            delay = random.uniform(0, min(BACKOFF_CAP, BACKOFF_BASE * 2**shard.failures))
+            delay = backoff_delay(shard.failures)
             log.warning("%s; retrying in %.2f s", error, delay)
             with self.lock:
                 shard.busy = False
+                if isinstance(error, ResourceGone):
+                    self._report_gone(shard)
                 self._schedule(shard, delay)
             return
         except BaseException as error:
@@ -271,9 +405,16 @@ class StreamSource:
             self._put(ShardBatch(shard.table, shard.reader.shard_id, records, ended))
         with self.lock:
             shard.busy = False
-            if not ended:
-                full = len(records) >= self.records_per_call
-                self._schedule(shard, 0.0 if full else self.poll_interval)
+            if ended:
+                self.shards.pop((shard.table.stream_arn, shard.reader.shard_id), None)
+            else:
+                self._schedule(shard, self.poll_interval if shard.reader.caught_up else 0.0)
+
+    def _report_gone(self, shard: _Shard) -> None:
+        for table in self.tables:
+            if table.info.stream_arn == shard.table.stream_arn:
+                table.lost.add(shard.reader.shard_id)
+                table.next_discovery = 0.0
 
     def _put(self, item) -> None:
         while not self.stopping.is_set():

@@ -12,7 +12,7 @@ from fastavro.schema import fingerprint as fastavro_fingerprint
 from fastavro.schema import to_parsing_canonical_form
 
 from bridge.codec import text
-from bridge.codec.avro import EnvelopeCodec, crc64_avro, decode_value, envelope_schema
+from bridge.codec.avro import EnvelopeCodec, crc64_avro, decode_value, encode_event, envelope_schema, fingerprint
 from bridge.codec.keys import kafka_key
 from bridge.normalize import ChangeEvent, DynamoSet, Position
 
@@ -36,6 +36,36 @@ def _event(after: dict, keys: dict | None = None) -> ChangeEvent:
 def test_fingerprint_matches_fastavro_crc64_avro():
     canonical = to_parsing_canonical_form(envelope_schema())
     assert crc64_avro(canonical.encode()).to_bytes(8, "little").hex() == fastavro_fingerprint(canonical, "CRC-64-AVRO")
+
+
+def test_crc64_avro_matches_the_avro_specification_test_vector():
+    # Avro's share/test/data/schema-tests.txt: the 64-bit Rabin fingerprint of `"null"` is 7195948357588979594
+    assert crc64_avro(b'"null"') == 7195948357588979594
+
+
+def test_fingerprint_is_the_same_for_the_schema_file_and_the_parsed_schema():
+    raw = json.loads(Path("schemas/envelope.avsc").read_text())
+    assert fingerprint(raw) == fingerprint(envelope_schema()) == EnvelopeCodec().fingerprint
+
+
+def test_encode_event_and_decode_value_are_the_public_consumer_helpers():
+    event = _event({"n": Decimal("1.5"), "s": DynamoSet("SS", ["x"])})
+    value = encode_event(event)
+    assert value[:2] == b"\xc3\x01"
+    assert decode_value(value)["after"] == {"n": Decimal("1.5"), "s": ["x"]}
+    assert decode_value(encode_event(event, wire_format="raw"))["after"]["n"] == Decimal("1.5")
+
+
+def test_exact_numbers_use_long_within_int64_and_variable_scale_decimal_beyond():
+    schema = fastavro.parse_schema(json.loads(Path("schemas/envelope.avsc").read_text()))
+    item = {"small": 2**63 - 1, "big": Decimal(2**63), "fraction": Decimal("-0.05"), "huge": Decimal("1E+125")}
+    value = EnvelopeCodec().encode(_event(item), ts_ms=1)
+    record = fastavro.schemaless_reader(io.BytesIO(value[10:]), schema, None, return_record_name=True)
+    after = {name: wrapper["value"] for name, wrapper in record["after"].items()}
+    assert after["small"] == 2**63 - 1
+    assert after["big"] == ("io.cdcbridge.VariableScaleDecimal", {"scale": 0, "value": (2**63).to_bytes(9, "big")})
+    assert after["fraction"] == ("io.cdcbridge.VariableScaleDecimal", {"scale": 2, "value": b"\xfb"})
+    assert after["huge"] == ("io.cdcbridge.VariableScaleDecimal", {"scale": -125, "value": b"\x01"})
 
 
 def test_every_value_kind_survives_encode_and_decode_exactly():

@@ -109,3 +109,53 @@ def test_ttl_expiry_is_flagged_only_for_service_removes():
 def test_record_without_event_name_is_poison():
     with pytest.raises(PoisonRecordError, match="eventName"):
         to_change_event({"dynamodb": {}}, table="T", stream_arn="a", shard_id="s")
+
+
+def test_lambda_event_spelling_of_the_ttl_identity_is_recognised():
+    lambda_ttl = {**_record("REMOVE"), "userIdentity": {"type": "Service", "principalId": "dynamodb.amazonaws.com"}}
+    assert to_change_event(lambda_ttl, table="T", stream_arn="a", shard_id="s").ttl_expired is True
+    user = {**_record("REMOVE"), "userIdentity": {"type": "Service", "principalId": "someone.else"}}
+    assert to_change_event(user, table="T", stream_arn="a", shard_id="s").ttl_expired is False
+
+
+def test_ttl_flag_is_never_set_on_inserts_or_updates():
+    identity = {"userIdentity": {"Type": "Service", "PrincipalId": "dynamodb.amazonaws.com"}}
+    record = {**_record("MODIFY", NewImage={}), **identity}
+    assert to_change_event(record, table="T", stream_arn="a", shard_id="s").ttl_expired is False
+
+
+@pytest.mark.parametrize("view_type", ["OLD_IMAGE", "NEW_IMAGE"])
+def test_single_image_view_types_give_only_their_side(view_type):
+    side = "OldImage" if view_type == "OLD_IMAGE" else "NewImage"
+    record = _record("MODIFY", StreamViewType=view_type, **{side: {"Size": {"N": "3"}}})
+    event = to_change_event(record, table="T", stream_arn="a", shard_id="s")
+    assert (event.before, event.after) == (({"Size": 3}, None) if side == "OldImage" else (None, {"Size": 3}))
+
+
+def test_unknown_event_name_is_poison_naming_it():
+    with pytest.raises(PoisonRecordError, match="unknown eventName 'UPSERT'"):
+        to_change_event(_record("UPSERT"), table="T", stream_arn="a", shard_id="s")
+
+
+@pytest.mark.parametrize(
+    ("av", "path"),
+    [({"NS": ["1", "x"]}, "[1]"), ({"BS": ["AA==", "%"]}, "[1]"), ({"SS": ["a", 1]}, "[1]")],
+)
+def test_bad_set_member_is_poison_naming_its_index(av, path):
+    with pytest.raises(PoisonRecordError) as caught:
+        normalize_item({"Tags": av})
+    assert caught.value.path == "Tags" + path
+
+
+@pytest.mark.parametrize("text", ["١٢", "1_000", " 1", "+1", "1e", "Infinity", "0x10", ""])
+def test_only_ascii_decimal_number_text_is_a_number(text):
+    with pytest.raises(PoisonRecordError, match="not a DynamoDB number"):
+        normalize_value({"N": text})
+
+
+def test_extreme_dynamodb_numbers_keep_every_digit():
+    for text in ["1E-130", "-9.9999999999999999999999999999999999999E+125", "12345678901234567890123456789012345678"]:
+        value = normalize_value({"N": text})
+        assert isinstance(value, Decimal) and value == Decimal(text) and len(value.as_tuple().digits) <= 38
+    assert normalize_value({"N": "9223372036854775807"}) == 2**63 - 1
+    assert type(normalize_value({"N": "9223372036854775807"})) is int

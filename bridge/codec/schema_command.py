@@ -1,0 +1,50 @@
+"""`cdc-bridge schema`: print a table's writer schema, or infer a typed item schema from the live table."""
+
+from __future__ import annotations
+
+import json
+from typing import TextIO
+
+from bridge.codec.avro import EnvelopeCodec
+from bridge.codec.infer import infer_item_schema, scan_items
+from bridge.config import Config, TableConfig, load_config
+from bridge.errors import ConfigError
+
+
+def _table(config: Config, name: str, file: str) -> TableConfig:
+    for table in config.tables:
+        if table.name == name:
+            return table
+    known = ", ".join(table.name for table in config.tables)
+    raise ConfigError(f"{file}: no table {name!r} in `tables` (configured: {known})")
+
+
+def writer_schema(config: Config, table: TableConfig) -> dict:
+    """The exact writer schema (JSON object) the bridge encodes `table`'s changes with."""
+    return EnvelopeCodec(config.encoding.numbers, config.encoding.wire_format, table.schema).schema_json
+
+
+def inferred_schema(config: Config, table: TableConfig, limit: int, dynamodb=None) -> dict:
+    """A typed item schema proposal from up to `limit` items of the live table (Scan via the configured endpoint)."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from bridge.pipeline import aws_clients
+
+    if dynamodb is None:
+        dynamodb, _ = aws_clients(config)
+    try:
+        description = dynamodb.describe_table(TableName=table.name)["Table"]
+        key_names = tuple(k["AttributeName"] for k in sorted(description["KeySchema"], key=lambda k: k["KeyType"]))
+        return infer_item_schema(scan_items(dynamodb, table.name, limit), table.name, key_names)
+    except ClientError as error:
+        raise ConfigError(f"table {table.name}: {error.response['Error'].get('Message') or error}") from None
+    except BotoCoreError as error:
+        raise ConfigError(f"cannot read table {table.name} (source.endpoint_url / source.region): {error}") from None
+
+
+def schema_command(config_file: str, table_name: str, out: TextIO, *, infer: bool = False, limit: int = 1000) -> None:
+    """Print the table's writer schema, or with `infer` an item schema proposal, as indented JSON."""
+    config = load_config(config_file)
+    table = _table(config, table_name, config_file)
+    schema = inferred_schema(config, table, limit) if infer else writer_schema(config, table)
+    out.write(json.dumps(schema, indent=2) + "\n")

@@ -1,0 +1,345 @@
+"""Typed items: plain item values coerced to a table's Avro record schema, and back.
+
+Coercion is exact or refused. A number goes to `long`/`int` when it is whole and in range, to `decimal`
+(bytes or fixed) when it has at most `scale` decimal places and `precision` digits, to `double`/`float`
+(nearest value; a number beyond the type's range is refused) or to `string` (its exact decimal text).
+Sets become arrays (sorted); maps go to records or Avro maps; a missing attribute takes the field's default,
+else null when the field may be null. An attribute the record has no field for is refused: a typed schema
+never drops data silently. Every refusal is a `PoisonRecordError` whose path names the field
+(`after.Specs.ram`) and whose reason says what did not fit.
+"""
+
+from __future__ import annotations
+
+import decimal
+import math
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Any
+
+import fastavro
+
+from bridge.errors import PoisonRecordError
+
+Converter = Callable[[Any, str], Any]
+_INT_RANGES = {"int": (-(2**31), 2**31 - 1), "long": (-(2**63), 2**63 - 1)}
+_FLOAT_MAX = {"float": 3.4028234663852886e38, "double": math.inf}
+_WIDE = decimal.Context(prec=400, Emin=-999999, Emax=999999)
+_NATURAL = {  # the Python kind each Avro type takes without conversion; unions try these branches first
+    "null": type(None),
+    "boolean": bool,
+    "int": int,
+    "long": int,
+    "float": float,
+    "double": float,
+    "string": str,
+    "enum": str,
+    "bytes": bytes,
+    "fixed": bytes,
+    "decimal": Decimal,
+    "record": dict,
+    "map": dict,
+    "array": list,
+}
+
+
+def _fail(path: str, reason: str) -> PoisonRecordError:
+    return PoisonRecordError(reason, path)
+
+
+def _kind(value: Any) -> str:
+    return {bool: "boolean", int: "number", Decimal: "number", str: "string", bytes: "binary"}.get(
+        type(value), "map" if isinstance(value, dict) else "list" if isinstance(value, list) else type(value).__name__
+    )
+
+
+def _is_number(value: Any) -> bool:
+    return type(value) is int or type(value) is Decimal
+
+
+class ItemCoercer:
+    """Converts plain items (from `normalize_item`) into data for one parsed Avro record schema."""
+
+    def __init__(self, record_schema: dict) -> None:
+        self.named: dict[str, dict] = {}
+        self._compiled: dict[str, Converter] = {}
+        self.name = record_schema["name"]
+        self.convert = self._compile(record_schema)
+
+    def side(self, item: dict | None, path: str) -> Any:
+        """An optional item (`before`/`after`) as the datum of its `["null", record]` field, branch named."""
+        return None if item is None else (self.name, self.convert(item, path))
+
+    def _compile(self, schema: Any) -> Converter:
+        if isinstance(schema, list):
+            return self._union(schema)
+        if isinstance(schema, str):
+            if schema in self.named:
+                return lambda value, path: self._compiled[schema](value, path)
+            return self._primitive(schema)
+        kind = schema["type"]
+        if schema.get("logicalType") == "decimal" and kind in ("bytes", "fixed"):
+            return self._decimal(schema)
+        if kind == "record":
+            self.named[schema["name"]] = schema
+            converter = self._record(schema)
+        elif kind == "enum":
+            self.named[schema["name"]] = schema
+            converter = self._enum(schema)
+        elif kind == "fixed":
+            self.named[schema["name"]] = schema
+            converter = self._fixed(schema)
+        elif kind == "array":
+            converter = self._array(schema)
+        elif kind == "map":
+            converter = self._map(schema)
+        else:
+            return self._compile(kind)
+        if kind in ("record", "enum", "fixed"):
+            self._compiled[schema["name"]] = converter
+        return converter
+
+    def _primitive(self, kind: str) -> Converter:
+        if kind == "null":
+
+            def null(value: Any, path: str) -> None:
+                if value is not None:
+                    raise _fail(path, f"expected null, got a {_kind(value)}")
+
+            return null
+        if kind == "boolean":
+
+            def boolean(value: Any, path: str) -> bool:
+                if type(value) is not bool:
+                    raise _fail(path, f"expected a boolean, got a {_kind(value)}")
+                return value
+
+            return boolean
+        if kind in _INT_RANGES:
+            low, high = _INT_RANGES[kind]
+
+            def whole(value: Any, path: str) -> int:
+                if not _is_number(value):
+                    raise _fail(path, f"expected a number for {kind}, got a {_kind(value)}")
+                if type(value) is Decimal:
+                    if value != value.to_integral_value():
+                        raise _fail(path, f"{value} is not a whole number, so it does not fit {kind}")
+                    value = int(value)
+                if not low <= value <= high:
+                    raise _fail(path, f"{value} is out of the {kind} range [{low}, {high}]")
+                return value
+
+            return whole
+        if kind in _FLOAT_MAX:
+            limit = _FLOAT_MAX[kind]
+
+            def floating(value: Any, path: str) -> float:
+                if not (_is_number(value) or type(value) is float):
+                    raise _fail(path, f"expected a number for {kind}, got a {_kind(value)}")
+                number = float(value)
+                if math.isinf(number) or abs(number) > limit:
+                    raise _fail(path, f"{value} is out of the {kind} range")
+                return number
+
+            return floating
+        if kind == "string":
+
+            def string(value: Any, path: str) -> str:
+                if type(value) is str:
+                    return value
+                if _is_number(value):
+                    return str(value)
+                raise _fail(path, f"expected a string, got a {_kind(value)}")
+
+            return string
+        if kind == "bytes":
+
+            def binary(value: Any, path: str) -> bytes:
+                if type(value) is not bytes:
+                    raise _fail(path, f"expected binary, got a {_kind(value)}")
+                return value
+
+            return binary
+        raise ValueError(f"unknown Avro type {kind!r}")
+
+    def _decimal(self, schema: dict) -> Converter:
+        precision, scale = schema["precision"], schema.get("scale", 0)
+        size = schema.get("size")
+        what = f"decimal({precision}, {scale})"
+
+        def exact_decimal(value: Any, path: str) -> Decimal:
+            if not _is_number(value):
+                raise _fail(path, f"expected a number for {what}, got a {_kind(value)}")
+            scaled = _WIDE.scaleb(Decimal(value), scale)
+            if scaled != scaled.to_integral_value():
+                raise _fail(path, f"{value} has more than {scale} decimal places, so it does not fit {what}")
+            unscaled = int(scaled)
+            if len(str(abs(unscaled))) > precision:
+                raise _fail(
+                    path, f"{value} has more than {precision} digits at scale {scale}, so it does not fit {what}"
+                )
+            if size is not None and unscaled.bit_length() + 1 > size * 8:
+                raise _fail(path, f"{value} does not fit {size} bytes")
+            digits = tuple(int(c) for c in str(abs(unscaled)))
+            return Decimal((int(unscaled < 0), digits, -scale))
+
+        return exact_decimal
+
+    def _record(self, schema: dict) -> Converter:
+        fields = []
+        for field in schema["fields"]:
+            nullable = field["type"] == "null" or (isinstance(field["type"], list) and "null" in field["type"])
+            fields.append((field["name"], self._compile(field["type"]), field, nullable))
+        names = {name for name, *_ in fields}
+        record_name = schema["name"]
+
+        def record(value: Any, path: str) -> dict:
+            if not isinstance(value, dict):
+                raise _fail(path, f"expected a map for record {record_name}, got a {_kind(value)}")
+            extra = [name for name in value if name not in names]
+            if extra:
+                where = f"{path}.{extra[0]}" if path else extra[0]
+                raise _fail(where, f"attribute is not a field of record {record_name}")
+            datum = {}
+            for name, convert, field, nullable in fields:
+                where = f"{path}.{name}" if path else name
+                if name in value:
+                    datum[name] = convert(value[name], where)
+                elif "default" in field:
+                    datum[name] = _default(field["type"], field["default"])
+                elif nullable:
+                    datum[name] = None
+                else:
+                    raise _fail(where, f"required field of record {record_name} is missing from the item")
+            return datum
+
+        return record
+
+    def _enum(self, schema: dict) -> Converter:
+        symbols = set(schema["symbols"])
+
+        def enum(value: Any, path: str) -> str:
+            if type(value) is not str or value not in symbols:
+                raise _fail(path, f"{value!r} is not a symbol of enum {schema['name']}")
+            return value
+
+        return enum
+
+    def _fixed(self, schema: dict) -> Converter:
+        size = schema["size"]
+
+        def fixed(value: Any, path: str) -> bytes:
+            if type(value) is not bytes or len(value) != size:
+                raise _fail(path, f"expected {size} bytes for fixed {schema['name']}, got a {_kind(value)}")
+            return value
+
+        return fixed
+
+    def _array(self, schema: dict) -> Converter:
+        items = self._compile(schema["items"])
+
+        def array(value: Any, path: str) -> list:
+            if not isinstance(value, list):
+                raise _fail(path, f"expected a list or set, got a {_kind(value)}")
+            return [items(element, f"{path}[{index}]") for index, element in enumerate(value)]
+
+        return array
+
+    def _map(self, schema: dict) -> Converter:
+        values = self._compile(schema["values"])
+
+        def mapping(value: Any, path: str) -> dict:
+            if not isinstance(value, dict):
+                raise _fail(path, f"expected a map, got a {_kind(value)}")
+            return {name: values(element, f"{path}.{name}") for name, element in value.items()}
+
+        return mapping
+
+    def _union(self, branches: list) -> Converter:
+        compiled = [(_branch_name(b, self.named), _natural(b, self.named), self._compile(b)) for b in branches]
+
+        def union(value: Any, path: str) -> Any:
+            if value is None and any(name == "null" for name, *_ in compiled):
+                return None
+            kind = type(value)
+            candidates = sorted(
+                ((name, _matches(kind, natural), convert) for name, natural, convert in compiled if name != "null"),
+                key=lambda entry: not entry[1],
+            )
+            errors = []
+            for name, _natural, convert in candidates:
+                try:
+                    return (name, convert(value, path))
+                except PoisonRecordError as error:
+                    errors.append(error)
+            natural_errors = [error for error, entry in zip(errors, candidates, strict=True) if entry[1]]
+            if len(errors) == 1 or len(natural_errors) == 1:  # one plausible branch: its own, deeper reason
+                raise errors[0] if len(errors) == 1 else natural_errors[0]
+            reasons = "; ".join(f"{entry[0]}: {error.reason}" for error, entry in zip(errors, candidates, strict=True))
+            raise _fail(path, f"fits no branch of the union ({reasons})")
+
+        return union
+
+
+def _matches(kind: type, natural: type) -> bool:
+    """Whether a value of `kind` is what a branch takes without conversion (a bool is no number here)."""
+    return kind is natural if kind is bool or natural is int else issubclass(kind, natural)
+
+
+def _resolve(schema: Any, named: dict[str, dict]) -> Any:
+    return named.get(schema, schema) if isinstance(schema, str) else schema
+
+
+def _branch_name(schema: Any, named: dict[str, dict]) -> str:
+    """The name fastavro's tuple notation uses for a union branch: full name, or the type's name."""
+    schema = _resolve(schema, named)
+    if isinstance(schema, str):
+        return schema
+    return schema["name"] if schema["type"] in ("record", "enum", "fixed") else schema["type"]
+
+
+def _natural(schema: Any, named: dict[str, dict]) -> type:
+    schema = _resolve(schema, named)
+    if isinstance(schema, str):
+        return _NATURAL[schema]
+    if schema.get("logicalType") == "decimal":
+        return Decimal
+    return _NATURAL.get(schema["type"], object)
+
+
+def _default(schema: Any, default: Any) -> Any:
+    """A field's JSON default as a datum (bytes and fixed defaults are Latin-1 text in Avro JSON)."""
+    if isinstance(schema, list):
+        schema = schema[0]
+    kind = schema.get("type") if isinstance(schema, dict) else schema
+    if kind in ("bytes", "fixed") and isinstance(default, str):
+        return default.encode("latin-1")
+    return default
+
+
+def item_record(envelope: dict) -> dict:
+    """The parsed item record schema inside a parsed typed envelope (the non-null branch of `before`)."""
+    before = next(f for f in envelope["fields"] if f["name"] == "before")["type"]
+    return next(branch for branch in before if branch != "null")
+
+
+def is_typed(envelope: dict) -> bool:
+    """Whether a parsed envelope holds typed items (records) rather than the generic AttributeValue map."""
+    record = item_record(envelope)
+    return isinstance(record, dict) and record.get("type") == "record"
+
+
+def plain_typed(value: Any) -> Any:
+    """A typed item as fastavro reads it with `return_record_name=True`, without union branch names."""
+    if isinstance(value, tuple):
+        return plain_typed(value[1])
+    if isinstance(value, dict):
+        return {name: plain_typed(v) for name, v in value.items()}
+    if isinstance(value, list):
+        return [plain_typed(v) for v in value]
+    return value
+
+
+def parse_item_schema(schema: dict) -> dict:
+    """A record schema JSON object parsed by fastavro (full names, named types defined once)."""
+    return fastavro.parse_schema(schema)

@@ -1,0 +1,39 @@
+"""Per-table filtering of change events before they reach the sinks (what Lambda event filters give users).
+
+`include_ops` keeps only the listed operations, `drop_ttl_deletes` drops removals made by DynamoDB's TTL
+expiry, and `exclude_attributes` removes top-level attributes from `before` and `after` (e.g. PII). Key
+attributes stay in `keys` (and so in the Kafka key) even when excluded: without them a consumer could not
+tell which item changed. A dropped event still counts as handled for checkpointing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+
+from bridge.config import TableConfig
+from bridge.normalize import ChangeEvent
+
+
+def filter_events(events: Sequence[ChangeEvent], table: TableConfig) -> list[ChangeEvent]:
+    """The events of `table` that its filters let through, with excluded attributes removed; order kept."""
+    ops = set(table.include_ops)
+    excluded = frozenset(table.exclude_attributes)
+    kept = []
+    for event in events:
+        if event.op not in ops and event.op != "r":  # snapshot reads are not stream operations
+            continue
+        if table.drop_ttl_deletes and event.op == "d" and event.ttl_expired:
+            continue
+        if excluded:
+            event = dataclasses.replace(
+                event, before=_without(event.before, excluded), after=_without(event.after, excluded)
+            )
+        kept.append(event)
+    return kept
+
+
+def _without(item: dict | None, excluded: frozenset[str]) -> dict | None:
+    if item is None:
+        return None
+    return {name: value for name, value in item.items() if name not in excluded}

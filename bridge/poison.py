@@ -1,0 +1,240 @@
+"""Poison records: what happens to a stream record that cannot be normalized, encoded or sent.
+
+Each table picks `on_poison`: `fail` (default: stop the bridge, the checkpoint stays before the record),
+`dlq` (write the raw stream record, the reason and its position to a dead-letter destination, then go on)
+or `skip` (count it, log it at ERROR with its position, go on). Nothing is dropped silently: a dead letter
+is flushed before the checkpoint passes its record, exactly like an event in a sink.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import datetime as dt
+import json
+import logging
+import os
+from collections import Counter
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from kafka.errors import KafkaError, KafkaTimeoutError
+
+from bridge.errors import ConfigError, FatalError, PoisonRecordError, RetriableError
+from bridge.normalize import ChangeEvent
+
+log = logging.getLogger(__name__)
+RECORD_OVERHEAD = 2048  # bytes kept free for the Kafka record's key, headers and batch framing
+
+
+class RejectedEvent(PoisonRecordError):
+    """A sink cannot take this one event at all (too large, does not encode): routed by the table's policy."""
+
+    def __init__(self, event: ChangeEvent, reason: str, path: str = "") -> None:
+        super().__init__(reason, path)
+        self.event = event
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """One poison record as stored in a dead-letter destination."""
+
+    table: str
+    reason: str
+    stage: str  # "normalize", or the sink that refused it ("kafka")
+    stream_arn: str
+    shard_id: str
+    sequence_number: str
+    record: dict
+    record_truncated: bool = False
+
+    def truncated(self) -> DeadLetter:
+        """The same letter with only the record's identity (event id, name, keys, sequence number), for a
+        destination with a size limit; the full record stays readable from the stream for 24 h."""
+        data = self.record.get("dynamodb") or {}
+        slim = {
+            "eventID": self.record.get("eventID"),
+            "eventName": self.record.get("eventName"),
+            "dynamodb": {"Keys": data.get("Keys"), "SequenceNumber": data.get("SequenceNumber")},
+        }
+        return dataclasses.replace(self, record=slim, record_truncated=True)
+
+    def to_json(self) -> bytes:
+        """One JSON object; bytes in the raw record as base64, times as ISO 8601, numbers as text."""
+        return json.dumps(
+            {
+                "table": self.table,
+                "reason": self.reason,
+                "stage": self.stage,
+                "position": {
+                    "stream_arn": self.stream_arn,
+                    "shard_id": self.shard_id,
+                    "sequence_number": self.sequence_number,
+                },
+                "record": self.record,
+                "record_truncated": self.record_truncated,
+            },
+            default=_plain_json,
+            sort_keys=True,
+        ).encode()
+
+
+def _plain_json(value: Any) -> Any:
+    if isinstance(value, bytes | bytearray):
+        return base64.b64encode(value).decode()
+    if isinstance(value, dt.datetime):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, set | frozenset):
+        return sorted(value, key=repr)
+    return repr(value)
+
+
+class FileDeadLetters:
+    """Dead letters appended to a JSON-lines file; `flush` fsyncs it."""
+
+    def __init__(self, path: str) -> None:
+        self.path = Path(path)
+        self.file = None
+
+    def open(self) -> None:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.file = open(self.path, "ab")  # noqa: SIM115 - kept open for the run, closed in close()
+        except OSError as error:
+            raise ConfigError(f"dead-letter file {self.path} cannot be opened: {error}") from None
+
+    def write(self, letter: DeadLetter) -> None:
+        try:
+            self.file.write(letter.to_json() + b"\n")
+        except OSError as error:
+            raise FatalError(f"cannot write dead-letter file {self.path}: {error}") from error
+
+    def flush(self, timeout: float) -> None:
+        try:
+            self.file.flush()
+            os.fsync(self.file.fileno())
+        except OSError as error:
+            raise FatalError(f"cannot write dead-letter file {self.path}: {error}") from error
+
+    def close(self) -> None:
+        if self.file is not None:
+            self.file.close()
+
+
+class KafkaDeadLetters:
+    """Dead letters as JSON records on `<topic>.dlq`, through the Kafka sink's connection settings."""
+
+    def __init__(self, config: Any, topics: dict[str, str]) -> None:
+        self.config = config
+        self.topics = topics  # table -> dead-letter topic
+        self.producer = None
+        self.pending: list = []
+
+    def open(self) -> None:
+        from bridge.sinks.kafka_client import ensure_topics, make_producer
+
+        ensure_topics(self.config, self.topics.values())
+        self.producer = make_producer(self.config)
+
+    def write(self, letter: DeadLetter) -> None:
+        headers = [("table", letter.table.encode()), ("reason", letter.reason.encode()[:1000])]
+        value = letter.to_json()
+        if len(value) + RECORD_OVERHEAD > self.config.max_request_size:
+            value = letter.truncated().to_json()  # a record too large for Kafka is too large for its DLQ too
+        try:
+            future = self.producer.send(
+                self.topics[letter.table], key=letter.sequence_number.encode(), value=value, headers=headers
+            )
+        except KafkaError as error:
+            raise FatalError(f"dead-letter topic {self.topics[letter.table]} refused a record: {error}") from error
+        self.pending.append(future)
+
+    def flush(self, timeout: float) -> None:
+        if not self.pending:
+            return
+        try:
+            self.producer.flush(timeout=timeout)
+        except KafkaTimeoutError:
+            raise RetriableError(f"dead letters not acknowledged within {timeout:.0f} s") from None
+        for future in self.pending:
+            if future.failed():
+                raise FatalError(f"a dead-letter topic rejected a record: {future.exception}")
+        self.pending = []
+
+    def close(self) -> None:
+        if self.producer is not None:
+            self.producer.close(timeout=5)
+
+
+class PoisonRouter:
+    """Applies each table's `on_poison` policy; owns the dead-letter destinations."""
+
+    def __init__(self, policies: dict[str, str], destinations: dict[str, Any]) -> None:
+        self.policies = policies  # table -> fail | dlq | skip
+        self.destinations = destinations  # table -> FileDeadLetters | KafkaDeadLetters (dlq tables only)
+        self.counts: Counter[tuple[str, str]] = Counter()  # (table, policy)
+
+    def _unique(self) -> list:
+        unique: list = []
+        for destination in self.destinations.values():
+            if all(destination is not seen for seen in unique):
+                unique.append(destination)
+        return unique
+
+    def open(self) -> None:
+        for destination in self._unique():
+            destination.open()
+
+    def handle(self, letter: DeadLetter) -> None:
+        """Route one poison record: raises `FatalError` under `fail`, else dead-letters or skips it."""
+        policy = self.policies.get(letter.table, "fail")
+        where = f"table {letter.table}, shard {letter.shard_id}, sequence number {letter.sequence_number}"
+        if policy == "fail":
+            raise FatalError(
+                f"{where}: poison record ({letter.stage}): {letter.reason}. The checkpoint stays before it; "
+                "set `on_poison: dlq` or `skip` on the table to route such records and go on."
+            )
+        self.counts[(letter.table, policy)] += 1
+        if policy == "dlq":
+            self.destinations[letter.table].write(letter)
+            log.warning(
+                "%s: poison record (%s) sent to the dead-letter destination: %s", where, letter.stage, letter.reason
+            )
+        else:
+            log.error("%s: poison record (%s) SKIPPED (on_poison: skip): %s", where, letter.stage, letter.reason)
+
+    def flush(self, timeout: float) -> None:
+        for destination in self._unique():
+            destination.flush(timeout)
+
+    def close(self) -> None:
+        for destination in self._unique():
+            destination.close()
+
+
+def build_router(config: Any) -> PoisonRouter:
+    """The router of a `Config`: `dlq` tables write to `dead_letter_path`, else to `<topic>.dlq` on Kafka."""
+    kafka = next((sink.settings for sink in config.sinks if sink.type == "kafka"), None)
+    destinations: dict[str, Any] = {}
+    files: dict[str, FileDeadLetters] = {}
+    kafka_topics: dict[str, str] = {}
+    for index, table in enumerate(config.tables):
+        if table.on_poison != "dlq":
+            continue
+        if table.dead_letter_path:
+            destinations[table.name] = files.setdefault(table.dead_letter_path, FileDeadLetters(table.dead_letter_path))
+        elif kafka is None:
+            raise ConfigError(
+                f"tables[{index}].on_poison: `dlq` needs `dead_letter_path` (a JSON-lines file) or a kafka sink "
+                "(whose `<topic>.dlq` then receives the dead letters)"
+            )
+        else:
+            kafka_topics[table.name] = kafka.topic.format(table=table.name) + ".dlq"
+    if kafka_topics:
+        shared = KafkaDeadLetters(kafka, kafka_topics)
+        destinations.update(dict.fromkeys(kafka_topics, shared))
+    return PoisonRouter({table.name: table.on_poison for table in config.tables}, destinations)

@@ -1,0 +1,140 @@
+"""Connecting to Kafka from a `KafkaConfig`: TLS and SASL options, the safe producer, topic checks.
+
+Shared by the Kafka sink and the Kafka dead-letter destination, so both connect the same way.
+Every failure to reach a broker is a `RetriableError` (the caller backs off); a topic that is missing
+while `create_topics` is off is a `ConfigError`, raised at startup rather than at the first record.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterable
+from typing import Any
+
+from kafka import KafkaAdminClient, KafkaProducer
+from kafka.admin import NewTopic
+from kafka.errors import KafkaConfigurationError, KafkaError, TopicAlreadyExistsError
+from kafka.net.sasl.oauth import AbstractTokenProvider
+
+from bridge.errors import ConfigError, RetriableError
+from bridge.secret import reveal
+
+log = logging.getLogger(__name__)
+
+# Records wait in the producer until the broker takes them: a broker that is away for an hour delays
+# them, it does not fail them (the pipeline holds the checkpoint and stops reading meanwhile).
+DELIVERY_TIMEOUT_MS = 7 * 24 * 3600 * 1000
+BOOTSTRAP_TIMEOUT_MS = 5000  # one connection attempt at startup; the pipeline retries with backoff
+
+
+class StaticTokenProvider(AbstractTokenProvider):
+    """OAUTHBEARER with a token taken from the config (typically `${KAFKA_OAUTH_TOKEN}`)."""
+
+    def __init__(self, token: str) -> None:
+        self._token = token
+
+    def token(self) -> str:
+        return self._token
+
+    def __repr__(self) -> str:
+        return "StaticTokenProvider(***)"
+
+
+def servers(config: Any) -> list[str]:
+    """The `host:port` list of `bootstrap_servers`."""
+    return [s.strip() for s in config.bootstrap_servers.split(",") if s.strip()]
+
+
+def client_options(config: Any) -> dict[str, Any]:
+    """Connection options (brokers, TLS, SASL) for kafka-python clients; secrets revealed only here."""
+    options: dict[str, Any] = {
+        "bootstrap_servers": servers(config),
+        "client_id": config.client_id,
+        "security_protocol": config.security_protocol,
+        "bootstrap_timeout_ms": BOOTSTRAP_TIMEOUT_MS,
+    }
+    if config.security_protocol in ("SSL", "SASL_SSL"):
+        options.update(
+            ssl_cafile=config.ssl_cafile,
+            ssl_certfile=config.ssl_certfile,
+            ssl_keyfile=config.ssl_keyfile,
+            ssl_password=reveal(config.ssl_password),
+            ssl_check_hostname=config.ssl_check_hostname,
+        )
+    if config.security_protocol.startswith("SASL_"):
+        options["sasl_mechanism"] = config.sasl_mechanism
+        if config.sasl_mechanism in ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"):
+            options.update(sasl_plain_username=config.sasl_username, sasl_plain_password=reveal(config.sasl_password))
+        elif config.sasl_mechanism == "OAUTHBEARER":
+            options["sasl_oauth_token_provider"] = StaticTokenProvider(reveal(config.sasl_oauth_token) or "")
+    return options
+
+
+def check_security(config: Any) -> list[tuple[str, str]]:
+    """Problems of the TLS/SASL settings as (field, message) pairs; empty when they are consistent."""
+    problems = []
+    sasl = config.security_protocol.startswith("SASL_")
+    if sasl and config.sasl_mechanism is None:
+        problems.append(("sasl_mechanism", f"`security_protocol: {config.security_protocol}` needs a mechanism"))
+    if not sasl and config.sasl_mechanism is not None:
+        problems.append(("security_protocol", "a `sasl_mechanism` needs SASL_PLAINTEXT or SASL_SSL"))
+    needs_user = sasl and config.sasl_mechanism in ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+    if needs_user and (not config.sasl_username or config.sasl_password is None):
+        problems.append(("sasl_username", f"{config.sasl_mechanism} needs sasl_username and sasl_password"))
+    if sasl and config.sasl_mechanism == "OAUTHBEARER" and config.sasl_oauth_token is None:
+        problems.append(("sasl_oauth_token", "OAUTHBEARER needs sasl_oauth_token (e.g. ${KAFKA_OAUTH_TOKEN})"))
+    if config.sasl_mechanism == "AWS_MSK_IAM" and config.security_protocol != "SASL_SSL":
+        problems.append(("security_protocol", "AWS_MSK_IAM needs `security_protocol: SASL_SSL`"))
+    return problems
+
+
+def producer_options(config: Any) -> dict[str, Any]:
+    """Options of the idempotent, ordered producer the design asks for (acks=all, <= 5 in flight)."""
+    return {
+        **client_options(config),
+        "acks": "all",
+        "enable_idempotence": True,
+        "max_in_flight_requests_per_connection": 5,
+        "delivery_timeout_ms": DELIVERY_TIMEOUT_MS,
+        "linger_ms": config.linger_ms,
+        "batch_size": config.batch_size,
+        "max_request_size": config.max_request_size,
+        "compression_type": None if config.compression == "none" else config.compression,
+    }
+
+
+def make_producer(config: Any) -> KafkaProducer:
+    """A connected producer; `RetriableError` when no broker answers, `ConfigError` for unusable settings."""
+    try:
+        return KafkaProducer(**producer_options(config))
+    except (KafkaConfigurationError, AssertionError, ValueError) as error:
+        raise ConfigError(f"kafka sink: unusable producer settings: {error}") from None
+    except KafkaError as error:
+        raise RetriableError(f"no Kafka broker reachable at {config.bootstrap_servers}: {error}") from None
+
+
+def ensure_topics(config: Any, topics: Iterable[str]) -> None:
+    """Create missing `topics` when `create_topics` is on; else a `ConfigError` naming them."""
+    try:
+        admin = KafkaAdminClient(**client_options(config))
+    except KafkaConfigurationError as error:
+        raise ConfigError(f"kafka sink: unusable connection settings: {error}") from None
+    except KafkaError as error:
+        raise RetriableError(f"no Kafka broker reachable at {config.bootstrap_servers}: {error}") from None
+    try:
+        missing = sorted(set(topics) - set(admin.list_topics()))
+        if missing and not config.create_topics:
+            raise ConfigError(
+                f"Kafka topic(s) {', '.join(missing)} do not exist at {config.bootstrap_servers}; "
+                "create them or set `create_topics: true` on the kafka sink"
+            )
+        if missing:
+            new = [NewTopic(t, config.partitions, config.replication_factor) for t in missing]
+            with contextlib.suppress(TopicAlreadyExistsError):  # created meanwhile by another bridge
+                admin.create_topics(new)
+            log.info("created Kafka topics %s", ", ".join(missing))
+    except KafkaError as error:
+        raise RetriableError(f"Kafka broker at {config.bootstrap_servers} did not answer: {error}") from None
+    finally:
+        admin.close()

@@ -1,0 +1,154 @@
+"""`cdc-bridge status`: where each shard stands, from the checkpoint file and the live stream.
+
+For each configured table, every shard of its stream (and of older streams the checkpoint still names):
+the checkpointed sequence number, whether the shard is finished, its iterator age and its retention headroom.
+Here the iterator age is the age of the oldest record after the checkpoint (0 when none waits), which is how
+far behind a bridge started now would begin; the headroom is 24 h minus that age. To learn it, status makes
+at most a few `GetRecords` calls (`Limit=1`) per unfinished shard; it never writes anything.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass
+
+from botocore.exceptions import ClientError
+
+from bridge.checkpoint import CheckpointStore, ShardCheckpoint
+from bridge.config import Config
+from bridge.lag import RETENTION_S, creation_time, format_duration
+from bridge.source.discovery import describe_table, list_shards, table_of_stream
+from bridge.source.reader import ResourceGone, error_code
+
+PROBE_CALLS = 4  # an open shard may answer empty pages before its first record
+
+
+@dataclass(frozen=True)
+class ShardStatus:
+    """One shard as `status` reports it; ages in seconds, None when unknown."""
+
+    table: str
+    stream_arn: str
+    shard_id: str
+    checkpoint: str | None
+    finished: bool
+    state: str  # finished | caught up | behind | trimmed | not listed | not started
+    iterator_age_s: float | None
+    headroom_s: float | None
+
+
+def _probe(streams, arn: str, shard_id: str, checkpoint: ShardCheckpoint | None) -> tuple[str, float | None]:
+    """(state, creation time of the oldest record after the checkpoint or None when none is waiting)."""
+    args = {"StreamArn": arn, "ShardId": shard_id}
+    if checkpoint and checkpoint.sequence_number:
+        args.update(ShardIteratorType="AFTER_SEQUENCE_NUMBER", SequenceNumber=checkpoint.sequence_number)
+    else:
+        args["ShardIteratorType"] = "TRIM_HORIZON"
+    try:
+        iterator = streams.get_shard_iterator(**args).get("ShardIterator")
+        for _ in range(PROBE_CALLS):
+            if not iterator:
+                break
+            response = streams.get_records(ShardIterator=iterator, Limit=1)
+            records = response.get("Records", [])
+            if records:
+                return "behind", creation_time(records[0])
+            iterator = response.get("NextShardIterator")
+    except ClientError as error:
+        if error_code(error) == "TrimmedDataAccessException":
+            return "trimmed", None
+        if error_code(error) == "ResourceNotFoundException":
+            return "not listed", None
+        raise
+    return "caught up", None
+
+
+def table_status(config: Config, dynamodb, streams, checkpoints: dict, now: float | None = None) -> list[ShardStatus]:
+    """Every shard of every configured table, in (table, stream, shard) order."""
+    now = time.time() if now is None else now
+    result = []
+    for table in config.tables:
+        info = describe_table(dynamodb, table.name)
+        arns = sorted({arn for arn, _ in checkpoints if table_of_stream(arn) == table.name} - {info.stream_arn})
+        never_started = not arns and not any(arn == info.stream_arn for arn, _ in checkpoints)
+        for arn in [*arns, info.stream_arn]:
+            try:
+                listed = [shard["ShardId"] for shard in list_shards(streams, arn).shards]
+            except ResourceGone:
+                listed = []
+            stored = [shard for a, shard in checkpoints if a == arn]
+            for shard_id in sorted(set(listed) | set(stored)):
+                checkpoint = checkpoints.get((arn, shard_id))
+                sequence = checkpoint.sequence_number if checkpoint else None
+                if checkpoint and checkpoint.finished:
+                    result.append(ShardStatus(table.name, arn, shard_id, sequence, True, "finished", None, None))
+                    continue
+                if shard_id not in listed:
+                    result.append(ShardStatus(table.name, arn, shard_id, sequence, False, "not listed", None, None))
+                    continue
+                if never_started and table.start_position == "latest":
+                    result.append(ShardStatus(table.name, arn, shard_id, None, False, "not started", None, None))
+                    continue
+                state, oldest = _probe(streams, arn, shard_id, checkpoint)
+                if state == "behind" and oldest is not None:
+                    age = max(0.0, now - oldest)
+                    result.append(
+                        ShardStatus(table.name, arn, shard_id, sequence, False, state, age, RETENTION_S - age)
+                    )
+                elif state == "caught up":
+                    result.append(ShardStatus(table.name, arn, shard_id, sequence, False, state, 0.0, RETENTION_S))
+                elif state == "trimmed":
+                    result.append(ShardStatus(table.name, arn, shard_id, sequence, False, state, None, 0.0))
+                else:
+                    result.append(ShardStatus(table.name, arn, shard_id, sequence, False, state, None, None))
+    return result
+
+
+def render_text(shards: list[ShardStatus]) -> str:
+    """A table per DynamoDB table: shard, checkpoint, finished, state, iterator age, retention headroom."""
+    lines = []
+    header = ("shard", "checkpoint", "finished", "state", "iterator age", "headroom")
+    current = None
+    rows: list[tuple[str, ...]] = []
+
+    def flush() -> None:
+        if not rows:
+            return
+        widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+        for row in [header, *rows]:
+            lines.append("  " + "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+        rows.clear()
+
+    for shard in shards:
+        if (shard.table, shard.stream_arn) != current:
+            flush()
+            current = (shard.table, shard.stream_arn)
+            lines.append(f"table {shard.table}  stream {shard.stream_arn}")
+        rows.append(
+            (
+                shard.shard_id,
+                shard.checkpoint or "-",
+                "yes" if shard.finished else "no",
+                shard.state,
+                format_duration(shard.iterator_age_s),
+                format_duration(shard.headroom_s),
+            )
+        )
+    flush()
+    return "\n".join(lines) if lines else "no shards"
+
+
+def render_json(shards: list[ShardStatus]) -> str:
+    """`{"shards": [{table, stream_arn, shard_id, checkpoint, finished, state, iterator_age_s, headroom_s}]}`."""
+    return json.dumps({"shards": [asdict(shard) for shard in shards]}, indent=1)
+
+
+def run_status(config: Config, fmt: str = "text") -> str:
+    """The status report of `config`'s tables as text or JSON."""
+    from bridge.pipeline import aws_clients
+
+    dynamodb, streams = aws_clients(config)
+    checkpoints = CheckpointStore(config.checkpoint.path).load()
+    shards = table_status(config, dynamodb, streams, checkpoints)
+    return render_json(shards) if fmt == "json" else render_text(shards)

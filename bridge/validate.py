@@ -1,0 +1,116 @@
+"""`cdc-bridge validate`: check a config file, its schema files and (with `--connect`) the services it names.
+
+Every problem found is reported at once in one `ConfigError` (exit 2); the report of a good file lists what
+was checked, so a user sees that `--connect` really reached DynamoDB and Kafka.
+"""
+
+from __future__ import annotations
+
+from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError, NoCredentialsError
+from kafka import KafkaAdminClient
+from kafka.errors import KafkaError
+
+from bridge.codec import EnvelopeCodec
+from bridge.config import Config, load_config
+from bridge.errors import ConfigError
+
+
+def validate(path: str, connect: bool = False) -> list[str]:
+    """Lines describing what was checked; raises `ConfigError` listing every problem found."""
+    config = load_config(path)
+    problems = _schema_problems(config)
+    report = [f"{path}: config ok ({len(config.tables)} table(s), sinks: {', '.join(s.type for s in config.sinks)})"]
+    if connect and not problems:
+        dynamodb_report, dynamodb_problems = _check_dynamodb(config)
+        kafka_report, kafka_problems = _check_kafka(config)
+        report += dynamodb_report + kafka_report
+        problems += dynamodb_problems + kafka_problems
+    if problems:
+        raise ConfigError(f"{path}: " + "\n  ".join(["validation failed:", *problems]))
+    return report
+
+
+def _schema_problems(config: Config) -> list[str]:
+    """Schema files named by tables (`tables[i].schema`) that cannot be read or do not make an Avro envelope."""
+    problems = []
+    for index, table in enumerate(config.tables):
+        if getattr(table, "schema", None) is None:
+            continue
+        try:
+            EnvelopeCodec(config.encoding.numbers, config.encoding.wire_format, table.schema)
+        except ConfigError as error:
+            problems.append(f"tables[{index}].schema: {error}")
+    return problems
+
+
+def _check_dynamodb(config: Config) -> tuple[list[str], list[str]]:
+    from bridge.pipeline import aws_clients
+
+    where = config.source.endpoint_url or f"AWS {config.source.region}"
+    report, problems = [], []
+    dynamodb, _streams = aws_clients(config)
+    for index, table in enumerate(config.tables):
+        try:
+            description = dynamodb.describe_table(TableName=table.name)["Table"]
+        except EndpointConnectionError as error:
+            problems.append(f"source.endpoint_url: cannot reach DynamoDB at {where}: {error}")
+            break
+        except NoCredentialsError:
+            problems.append("source: no AWS credentials found (environment, ~/.aws or instance role)")
+            break
+        except ClientError as error:
+            code = error.response.get("Error", {}).get("Code", "")
+            if code == "ResourceNotFoundException":
+                problems.append(f"tables[{index}].name: table {table.name!r} does not exist at {where}")
+            else:
+                problems.append(f"tables[{index}].name: DescribeTable {table.name!r} at {where} failed: {error}")
+            continue
+        except BotoCoreError as error:
+            problems.append(f"source: cannot reach DynamoDB at {where}: {error}")
+            break
+        stream = description.get("LatestStreamArn")
+        enabled = description.get("StreamSpecification", {}).get("StreamEnabled", bool(stream))
+        if not stream or not enabled:
+            problems.append(
+                f"tables[{index}].name: table {table.name!r} has no stream; enable one "
+                "(StreamViewType NEW_AND_OLD_IMAGES recommended)"
+            )
+            continue
+        view = description.get("StreamSpecification", {}).get("StreamViewType", "?")
+        report.append(f"DynamoDB {where}: table {table.name} has stream {stream} ({view})")
+    return report, problems
+
+
+def _check_kafka(config: Config) -> tuple[list[str], list[str]]:
+    from bridge.sinks.kafka_client import client_options
+
+    report, problems = [], []
+    for index, sink in enumerate(config.sinks):
+        if sink.type != "kafka":
+            continue
+        settings = sink.settings
+        try:
+            admin = KafkaAdminClient(**client_options(settings))
+        except KafkaError as error:
+            problems.append(
+                f"sinks[{index}].bootstrap_servers: no Kafka broker reachable at {settings.bootstrap_servers}: {error}"
+            )
+            continue
+        try:
+            existing = set(admin.list_topics())
+        except KafkaError as error:
+            problems.append(f"sinks[{index}]: Kafka at {settings.bootstrap_servers} did not answer: {error}")
+            continue
+        finally:
+            admin.close()
+        topics = sorted({settings.topic.format(table=table.name) for table in config.tables})
+        missing = [topic for topic in topics if topic not in existing]
+        if missing and not settings.create_topics:
+            problems.append(
+                f"sinks[{index}].topic: topic(s) {', '.join(missing)} do not exist at {settings.bootstrap_servers}; "
+                "create them or set `create_topics: true`"
+            )
+            continue
+        created = f" ({', '.join(missing)} will be created)" if missing else ""
+        report.append(f"Kafka {settings.bootstrap_servers}: reachable, topics {', '.join(topics)}{created}")
+    return report, problems

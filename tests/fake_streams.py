@@ -1,0 +1,398 @@
+"""A scripted in-process fake of boto3's `dynamodbstreams` and `dynamodb` clients, for what moto cannot do.
+
+`FakeAWS` holds tables, their streams and shards. Its clients (`.streams`, `.dynamodb`) have boto3's method
+names, argument names and response shapes, and fail with botocore `ClientError`s carrying AWS's error codes.
+The test scripts the world: `write` records, `split` and `close` shards, `expire_iterators`, `trim`,
+`fail_next` (throttling, 5xx), `new_stream` (disable the stream and enable a new one with a new ARN),
+`drop_stream` (a stream disabled more than 24 h ago) and `delete_table`.
+
+Behaviour follows AWS's DynamoDB Streams documentation: `DescribeStream` pages with `ExclusiveStartShardId`
+/ `LastEvaluatedShardId`; a closed shard has an `EndingSequenceNumber`; `GetRecords` returns at most `Limit`
+(<= 1000) records and no `NextShardIterator` once a closed shard is read to its end; an iterator positioned
+before the trim horizon gets `TrimmedDataAccessException`; a disabled stream stays readable.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import threading
+import time
+import zlib
+from dataclasses import dataclass, field
+from types import SimpleNamespace
+
+from botocore.exceptions import ClientError
+
+REGION, ACCOUNT = "us-east-1", "123456789012"
+
+
+def client_error(code: str, message: str, operation: str, status: int = 400) -> ClientError:
+    """A botocore `ClientError` as boto3 raises it for an AWS error response."""
+    response = {"Error": {"Code": code, "Message": message}, "ResponseMetadata": {"HTTPStatusCode": status}}
+    return ClientError(response, operation)
+
+
+@dataclass
+class FakeShard:
+    shard_id: str
+    parent: str | None
+    starting: str
+    records: list[dict] = field(default_factory=list)
+    ending: str | None = None
+    trimmed: int = 0  # records before this index are gone
+    listed: bool = True
+    low: int = 0  # the range of key hashes written to this shard while it is open
+    high: int = 2**32
+
+    def description(self) -> dict:
+        numbers = {"StartingSequenceNumber": self.starting}
+        if self.ending is not None:
+            numbers["EndingSequenceNumber"] = self.ending
+        shard = {"ShardId": self.shard_id, "SequenceNumberRange": numbers}
+        if self.parent:
+            shard["ParentShardId"] = self.parent
+        return shard
+
+
+@dataclass
+class FakeStream:
+    arn: str
+    table: str
+    shards: dict[str, FakeShard] = field(default_factory=dict)  # in creation order
+    status: str = "ENABLED"
+    exists: bool = True
+
+
+@dataclass
+class FakeTable:
+    name: str
+    key_names: tuple[str, ...]
+    stream_arn: str | None = None
+    stream_enabled: bool = True
+
+
+@dataclass(frozen=True)
+class Call:
+    """One client call the fake answered (or refused): for assertions on what the bridge asked."""
+
+    operation: str
+    at: float
+    shard_id: str | None = None
+    args: dict = field(default_factory=dict)
+    records: int = 0
+    error: str | None = None
+
+
+class FakeAWS:
+    """The scripted world behind both fake clients. Thread-safe: the bridge calls from many threads."""
+
+    def __init__(self, page_size: int = 100) -> None:
+        self.lock = threading.RLock()
+        self.page_size = page_size
+        self.tables: dict[str, FakeTable] = {}
+        self.streams_by_arn: dict[str, FakeStream] = {}
+        self.iterators: dict[str, tuple[str, str, int, int]] = {}  # token -> (arn, shard, index, epoch)
+        self.epoch = 0
+        self.numbers = itertools.count(1)
+        self.ids = itertools.count(1)
+        self.calls: list[Call] = []
+        self.faults: list[list] = []  # [operation, shard_id | None, code, status, times left]
+        self.streams = FakeStreamsClient(self)
+        self.dynamodb = FakeDynamoDBClient(self)
+
+    # -- scripting ---------------------------------------------------------------------------------
+
+    def create_table(self, name: str, key_names: tuple[str, ...] = ("pk",)) -> str:
+        """A table with an enabled stream of one open shard; returns the stream ARN."""
+        with self.lock:
+            self.tables[name] = FakeTable(name, key_names)
+            return self._enable_stream(name)
+
+    def _enable_stream(self, name: str) -> str:
+        label = (dt.datetime(2026, 1, 1) + dt.timedelta(seconds=next(self.ids))).isoformat(timespec="milliseconds")
+        arn = f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{name}/stream/{label}"
+        self.streams_by_arn[arn] = FakeStream(arn, name)
+        table = self.tables[name]
+        table.stream_arn, table.stream_enabled = arn, True
+        self._new_shard(self.streams_by_arn[arn], None)
+        return arn
+
+    def _new_shard(self, stream: FakeStream, parent: str | None, low: int = 0, high: int = 2**32) -> str:
+        shard_id = f"shardId-{next(self.ids):020d}-{zlib.crc32(stream.arn.encode()):08x}"
+        stream.shards[shard_id] = FakeShard(shard_id, parent, self._sequence(), low=low, high=high)
+        return shard_id
+
+    def _sequence(self) -> str:
+        return str(10**20 + next(self.numbers))
+
+    def stream_of(self, table: str) -> FakeStream:
+        return self.streams_by_arn[self.tables[table].stream_arn]
+
+    def open_shards(self, table: str) -> list[str]:
+        """Open shards of the table's current stream, in creation order (where new writes land)."""
+        with self.lock:
+            return [s.shard_id for s in self.stream_of(table).shards.values() if s.ending is None]
+
+    def write(self, table: str, key: str, value: int, shard_id: str | None = None, event: str = "MODIFY") -> str:
+        """One change of item `key` (new image `{pk: key, v: value}`). It lands on the open shard whose hash
+        range holds the key's hash (as in DynamoDB, an item's changes go to one shard and then to one of its
+        children), unless `shard_id` is given. Returns the record's sequence number."""
+        with self.lock:
+            stream = self.stream_of(table)
+            if shard_id is None:
+                digest = zlib.crc32(key.encode())
+                shard_id = next(
+                    s.shard_id for s in stream.shards.values() if s.ending is None and s.low <= digest < s.high
+                )
+            shard = stream.shards[shard_id]
+            assert shard.ending is None, f"{shard_id} is closed"
+            key_name = self.tables[table].key_names[0]
+            keys = {key_name: {"S": key}}
+            sequence = self._sequence()
+            record = {
+                "eventID": f"ev-{sequence}",
+                "eventName": event,
+                "eventVersion": "1.1",
+                "eventSource": "aws:dynamodb",
+                "awsRegion": REGION,
+                "dynamodb": {
+                    "ApproximateCreationDateTime": dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
+                    "Keys": keys,
+                    "NewImage": {**keys, "v": {"N": str(value)}},
+                    "SequenceNumber": sequence,
+                    "SizeBytes": 20,
+                    "StreamViewType": "NEW_AND_OLD_IMAGES",
+                },
+            }
+            shard.records.append(record)
+            return sequence
+
+    def close(self, shard_id: str) -> None:
+        """Close the shard: it gets an `EndingSequenceNumber`; reading it to its end yields no next iterator."""
+        with self.lock:
+            shard = self._shard(shard_id)
+            if shard.ending is None:
+                shard.ending = shard.records[-1]["dynamodb"]["SequenceNumber"] if shard.records else shard.starting
+
+    def split(self, shard_id: str, children: int = 2) -> list[str]:
+        """Close the shard and open `children` new shards whose `ParentShardId` is it; they share its hash range."""
+        with self.lock:
+            self.close(shard_id)
+            stream = next(s for s in self.streams_by_arn.values() if shard_id in s.shards)
+            parent = stream.shards[shard_id]
+            step = (parent.high - parent.low) // children
+            bounds = [parent.low + i * step for i in range(children)] + [parent.high]
+            return [self._new_shard(stream, shard_id, bounds[i], bounds[i + 1]) for i in range(children)]
+
+    def expire_iterators(self) -> None:
+        """Every iterator handed out so far expires (as after 15 minutes)."""
+        with self.lock:
+            self.epoch += 1
+
+    def trim(self, table_or_arn: str, before: str) -> None:
+        """Remove records with a sequence number below `before`; closed shards left empty vanish from the listing."""
+        with self.lock:
+            stream = self.streams_by_arn.get(table_or_arn) or self.stream_of(table_or_arn)
+            for shard in stream.shards.values():
+                shard.trimmed = sum(1 for r in shard.records if int(r["dynamodb"]["SequenceNumber"]) < int(before))
+                if shard.ending is not None and int(shard.ending) < int(before):
+                    shard.listed = False
+
+    def fail_next(self, operation: str, code: str, times: int = 1, shard_id: str | None = None) -> None:
+        """The next `times` calls of `operation` (on `shard_id`, if given) fail with `code` (5xx for server codes)."""
+        status = 500 if code in ("InternalServerError", "ServiceUnavailable") else 400
+        with self.lock:
+            self.faults.append([operation, shard_id, code, status, times])
+
+    def new_stream(self, table: str) -> str:
+        """Disable the table's stream (its open shards close; it stays readable) and enable a new one."""
+        with self.lock:
+            self._disable(table)
+            return self._enable_stream(table)
+
+    def disable_stream(self, table: str) -> None:
+        with self.lock:
+            self._disable(table)
+            self.tables[table].stream_enabled = False
+
+    def _disable(self, table: str) -> None:
+        stream = self.stream_of(table)
+        for shard_id in list(stream.shards):
+            self.close(shard_id)
+        stream.status = "DISABLED"
+
+    def drop_stream(self, arn: str) -> None:
+        """The stream no longer exists (disabled more than 24 h ago): every call on it is ResourceNotFound."""
+        with self.lock:
+            self.streams_by_arn[arn].exists = False
+
+    def delete_table(self, table: str) -> None:
+        """Delete the table; its stream is disabled and stays readable until `drop_stream`."""
+        with self.lock:
+            self._disable(table)
+            del self.tables[table]
+
+    def records_of(self, table: str) -> list[dict]:
+        """Every record ever written to any stream of the table."""
+        with self.lock:
+            return [
+                r
+                for s in self.streams_by_arn.values()
+                if s.table == table
+                for sh in s.shards.values()
+                for r in sh.records
+            ]
+
+    def get_records_calls(self, shard_id: str | None = None) -> list[Call]:
+        with self.lock:
+            return [c for c in self.calls if c.operation == "GetRecords" and shard_id in (None, c.shard_id)]
+
+    # -- helpers of the clients --------------------------------------------------------------------
+
+    def _shard(self, shard_id: str) -> FakeShard:
+        for stream in self.streams_by_arn.values():
+            if shard_id in stream.shards:
+                return stream.shards[shard_id]
+        raise KeyError(shard_id)
+
+    def _check_fault(self, operation: str, shard_id: str | None, args: dict) -> None:
+        for fault in self.faults:
+            if fault[0] == operation and fault[1] in (None, shard_id) and fault[4] > 0:
+                fault[4] -= 1
+                self.calls.append(Call(operation, time.monotonic(), shard_id, args, error=fault[2]))
+                raise client_error(fault[2], f"scripted {fault[2]}", operation, fault[3])
+
+    def _stream(self, arn: str, operation: str) -> FakeStream:
+        stream = self.streams_by_arn.get(arn)
+        if stream is None or not stream.exists:
+            raise client_error("ResourceNotFoundException", f"Requested resource not found: Stream: {arn}", operation)
+        return stream
+
+
+class FakeStreamsClient:
+    """The `dynamodbstreams` client: `describe_stream`, `get_shard_iterator`, `get_records`."""
+
+    def __init__(self, aws: FakeAWS) -> None:
+        self.aws = aws
+        self.meta = SimpleNamespace(endpoint_url="https://streams.dynamodb.fake", region_name=REGION)
+
+    def describe_stream(self, StreamArn: str, Limit: int | None = None, ExclusiveStartShardId: str | None = None):
+        aws = self.aws
+        with aws.lock:
+            args = {"StreamArn": StreamArn, "ExclusiveStartShardId": ExclusiveStartShardId}
+            aws._check_fault("DescribeStream", None, args)
+            aws.calls.append(Call("DescribeStream", time.monotonic(), args=args))
+            stream = aws._stream(StreamArn, "DescribeStream")
+            shards = [s for s in stream.shards.values() if s.listed]
+            if ExclusiveStartShardId is not None:
+                ids = [s.shard_id for s in shards]
+                shards = shards[ids.index(ExclusiveStartShardId) + 1 :] if ExclusiveStartShardId in ids else shards
+            page = shards[: min(Limit or 100, aws.page_size)]
+            description = {
+                "StreamArn": StreamArn,
+                "StreamLabel": StreamArn.rsplit("/", 1)[1],
+                "StreamStatus": stream.status,
+                "StreamViewType": "NEW_AND_OLD_IMAGES",
+                "TableName": stream.table,
+                "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}],
+                "Shards": [s.description() for s in page],
+            }
+            if len(page) < len(shards):
+                description["LastEvaluatedShardId"] = page[-1].shard_id
+            return {"StreamDescription": description}
+
+    def get_shard_iterator(self, StreamArn: str, ShardId: str, ShardIteratorType: str, SequenceNumber: str = ""):
+        aws = self.aws
+        op = "GetShardIterator"
+        with aws.lock:
+            args = {"ShardIteratorType": ShardIteratorType, "SequenceNumber": SequenceNumber}
+            aws._check_fault(op, ShardId, args)
+            aws.calls.append(Call(op, time.monotonic(), ShardId, args))
+            stream = aws._stream(StreamArn, op)
+            shard = stream.shards.get(ShardId)
+            if shard is None or not shard.listed:
+                raise client_error("ResourceNotFoundException", f"Requested resource not found: Shard: {ShardId}", op)
+            numbers = [int(r["dynamodb"]["SequenceNumber"]) for r in shard.records]
+            if ShardIteratorType == "TRIM_HORIZON":
+                index = shard.trimmed
+            elif ShardIteratorType == "LATEST":
+                index = len(shard.records)
+            elif ShardIteratorType in ("AT_SEQUENCE_NUMBER", "AFTER_SEQUENCE_NUMBER"):
+                wanted = int(SequenceNumber)
+                if wanted not in numbers and wanted != int(shard.starting):
+                    raise client_error("ValidationException", f"Invalid SequenceNumber {SequenceNumber}", op)
+                index = numbers.index(wanted) if wanted in numbers else 0
+                if ShardIteratorType == "AFTER_SEQUENCE_NUMBER" and wanted in numbers:
+                    index += 1
+                if index < shard.trimmed:
+                    raise client_error("TrimmedDataAccessException", "Sequence number is beyond the trim horizon", op)
+            else:
+                raise client_error("ValidationException", f"bad ShardIteratorType {ShardIteratorType}", op)
+            token = f"iterator-{next(aws.ids)}"
+            aws.iterators[token] = (StreamArn, ShardId, index, aws.epoch)
+            return {"ShardIterator": token}
+
+    def get_records(self, ShardIterator: str, Limit: int = 1000):
+        aws = self.aws
+        op = "GetRecords"
+        with aws.lock:
+            if ShardIterator not in aws.iterators:
+                raise client_error("ValidationException", "Invalid ShardIterator", op)
+            arn, shard_id, index, epoch = aws.iterators[ShardIterator]
+            aws._check_fault(op, shard_id, {})
+            if not 1 <= Limit <= 1000:
+                raise client_error("ValidationException", f"Limit {Limit} not in 1..1000", op)
+            if epoch < aws.epoch:
+                aws.calls.append(Call(op, time.monotonic(), shard_id, error="ExpiredIteratorException"))
+                raise client_error("ExpiredIteratorException", "Iterator expired", op)
+            stream = aws._stream(arn, op)
+            shard = stream.shards[shard_id]
+            if not shard.listed:
+                raise client_error("ResourceNotFoundException", f"Requested resource not found: Shard: {shard_id}", op)
+            if index < shard.trimmed:
+                aws.calls.append(Call(op, time.monotonic(), shard_id, error="TrimmedDataAccessException"))
+                raise client_error("TrimmedDataAccessException", "Iterator points before the trim horizon", op)
+            records = shard.records[index : index + Limit]
+            aws.calls.append(Call(op, time.monotonic(), shard_id, records=len(records)))
+            end = index + len(records)
+            response: dict = {"Records": records}
+            if shard.ending is None or end < len(shard.records):
+                token = f"iterator-{next(aws.ids)}"
+                aws.iterators[token] = (arn, shard_id, end, aws.epoch)
+                response["NextShardIterator"] = token
+            return response
+
+
+class FakeDynamoDBClient:
+    """The `dynamodb` client: `describe_table`."""
+
+    def __init__(self, aws: FakeAWS) -> None:
+        self.aws = aws
+        self.meta = SimpleNamespace(endpoint_url="https://dynamodb.fake", region_name=REGION)
+
+    def describe_table(self, TableName: str):
+        aws = self.aws
+        with aws.lock:
+            aws._check_fault("DescribeTable", None, {"TableName": TableName})
+            aws.calls.append(Call("DescribeTable", time.monotonic(), args={"TableName": TableName}))
+            table = aws.tables.get(TableName)
+            if table is None:
+                raise client_error(
+                    "ResourceNotFoundException",
+                    f"Requested resource not found: Table: {TableName} not found",
+                    "DescribeTable",
+                )
+            description = {
+                "TableName": TableName,
+                "TableStatus": "ACTIVE",
+                "KeySchema": [
+                    {"AttributeName": name, "KeyType": "HASH" if i == 0 else "RANGE"}
+                    for i, name in enumerate(table.key_names)
+                ],
+                "LatestStreamArn": table.stream_arn,
+                "LatestStreamLabel": table.stream_arn.rsplit("/", 1)[1],
+            }
+            if table.stream_enabled:
+                description["StreamSpecification"] = {"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"}
+            return {"Table": description}

@@ -1,0 +1,117 @@
+"""The real `cdc-bridge run` in a subprocess that a test can SIGKILL, SIGTERM and restart.
+
+All runs append to one log file; a process that exits without being told to is recorded, not hidden.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+
+class BridgeRunner:
+    """Starts `python -m bridge run --config CONFIG`, with stderr appended to `log`."""
+
+    def __init__(self, config: Path, log: Path, *, extra_env: dict[str, str] | None = None) -> None:
+        self.config = config
+        self.log = log
+        self.env = {**os.environ, **(extra_env or {})}
+        self.process: subprocess.Popen | None = None
+        self.starts = 0
+        self.kills = 0
+        self.unexpected_exits: list[int] = []
+
+    def start(self) -> None:
+        self.starts += 1
+        with open(self.log, "ab") as log:
+            log.write(f"===== bridge start #{self.starts} =====\n".encode())
+            log.flush()
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "bridge", "--log-level", "INFO", "run", "--config", str(self.config)],
+                stdout=subprocess.DEVNULL,
+                stderr=log,
+                stdin=subprocess.DEVNULL,
+                env=self.env,
+            )
+
+    def kill(self) -> None:
+        """SIGKILL: no flush, no checkpoint, no goodbye."""
+        if self._note_exit():
+            return
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(timeout=30)
+        self.kills += 1
+
+    def restart_if_exited(self) -> None:
+        """Restart a process that exited on its own (recorded in `unexpected_exits`)."""
+        if self._note_exit():
+            self.start()
+
+    def _note_exit(self) -> bool:
+        code = self.process.poll()
+        if code is None:
+            return False
+        self.unexpected_exits.append(code)
+        return True
+
+    def signal(self, signum: int) -> None:
+        self.process.send_signal(signum)
+
+    def wait(self, timeout: float) -> int:
+        return self.process.wait(timeout=timeout)
+
+    def stop(self) -> None:
+        """Kill whatever still runs (test cleanup)."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(timeout=30)
+
+    def tail(self, lines: int = 40) -> str:
+        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+
+
+def bridge_config(
+    path: Path,
+    moto_endpoint: str,
+    kafka_bootstrap: str,
+    topic: str,
+    *,
+    table: dict | None = None,
+    sink: dict | None = None,
+    checkpoint: dict | None = None,
+    **top: object,
+) -> Path:
+    """A config file for one table and one Kafka sink; `table`, `sink`, `checkpoint` and `top` add or override keys."""
+    data = {
+        "source": {"endpoint_url": moto_endpoint, "region": "us-east-1", "poll_interval_ms": 50},
+        "tables": [{"name": "Faults", **(table or {})}],
+        "sinks": [
+            {
+                "type": "kafka",
+                "bootstrap_servers": kafka_bootstrap,
+                "topic": topic,
+                "create_topics": True,
+                "partitions": 3,
+                **(sink or {}),
+            }
+        ],
+        "checkpoint": {"path": str(path.parent / "checkpoints.json"), "interval_s": 0.5, **(checkpoint or {})},
+        **top,
+    }
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def wait_for(condition, timeout: float, what: str, interval: float = 0.2) -> None:
+    """Poll `condition` until it is true; `AssertionError` naming `what` at the deadline."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(interval)

@@ -1,0 +1,104 @@
+"""A DynamoDB table with a stream, a paced writer of inserts/updates/deletes, and the stream as written.
+
+The writer remembers, per key, the operations it made in order; `stream_changes` reads back what
+DynamoDB Streams recorded (event ids in stream order), which is the truth the Kafka topic is checked against.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from dataclasses import dataclass, field
+
+import boto3
+
+TABLE = "Faults"
+OPS = {"INSERT": "c", "MODIFY": "u", "REMOVE": "d"}
+
+
+def create_table(dynamodb, name: str = TABLE) -> None:
+    """A table keyed by `pk` (S) with a NEW_AND_OLD_IMAGES stream."""
+    dynamodb.create_table(
+        TableName=name,
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+        StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
+    )
+
+
+@dataclass
+class ChangeWriter:
+    """Writes `count` changes over `keys` keys, paced to last about `duration` seconds, in a thread."""
+
+    endpoint: str
+    count: int
+    keys: int
+    duration: float
+    seed: int
+    table: str = TABLE
+    ops_by_key: dict[str, list[str]] = field(default_factory=dict)
+    written: int = 0
+    error: BaseException | None = None
+
+    def start(self) -> None:
+        self.thread = threading.Thread(target=self._run, name="change-writer", daemon=True)
+        self.thread.start()
+
+    def join(self, timeout: float) -> None:
+        self.thread.join(timeout)
+        if self.thread.is_alive():
+            raise TimeoutError(f"writer still running after {timeout} s ({self.written} of {self.count} written)")
+        if self.error is not None:
+            raise self.error
+
+    def _run(self) -> None:
+        try:
+            self._write_all()
+        except BaseException as error:  # reported by join()
+            self.error = error
+
+    def _write_all(self) -> None:
+        client = boto3.client("dynamodb", endpoint_url=self.endpoint, region_name="us-east-1")
+        rng = random.Random(self.seed)
+        live: set[str] = set()
+        start = time.monotonic()
+        for i in range(self.count):
+            key = f"k{rng.randrange(self.keys):04d}"
+            if key in live and rng.random() < 0.25:
+                client.delete_item(TableName=self.table, Key={"pk": {"S": key}})
+                live.discard(key)
+                op = "d"
+            else:
+                item = {"pk": {"S": key}, "v": {"N": str(i)}, "pad": {"S": "x" * rng.randrange(10, 200)}}
+                client.put_item(TableName=self.table, Item=item)
+                op = "u" if key in live else "c"
+                live.add(key)
+            self.ops_by_key.setdefault(key, []).append(op)
+            self.written += 1
+            pause = start + (i + 1) * self.duration / self.count - time.monotonic()
+            if pause > 0:
+                time.sleep(pause)
+
+
+def stream_changes(endpoint: str, table: str = TABLE) -> list[tuple[str, str, str]]:
+    """Every record of the table's stream as (event_id, key, op), in stream order."""
+    dynamodb = boto3.client("dynamodb", endpoint_url=endpoint, region_name="us-east-1")
+    streams = boto3.client("dynamodbstreams", endpoint_url=endpoint, region_name="us-east-1")
+    arn = dynamodb.describe_table(TableName=table)["Table"]["LatestStreamArn"]
+    changes = []
+    for shard in streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"]:
+        iterator = streams.get_shard_iterator(
+            StreamArn=arn, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
+        )["ShardIterator"]
+        while iterator:
+            response = streams.get_records(ShardIterator=iterator, Limit=1000)
+            records = response["Records"]
+            if not records:
+                break
+            for record in records:
+                key = record["dynamodb"]["Keys"]["pk"]["S"]
+                changes.append((record["eventID"], key, OPS[record["eventName"]]))
+            iterator = response.get("NextShardIterator")
+    return changes

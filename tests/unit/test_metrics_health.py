@@ -1,0 +1,94 @@
+"""The operator HTTP endpoints (/metrics, /healthz, /ready) served by bridge.health over real HTTP."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from types import SimpleNamespace
+
+import pytest
+
+from bridge.errors import ConfigError
+from bridge.health import HealthServer, pipeline_readiness, producer_readiness
+
+
+def get(port: int, path: str) -> tuple[int, str, str]:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as response:
+            return response.status, response.headers["Content-Type"], response.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.headers["Content-Type"], error.read().decode()
+
+
+@pytest.fixture
+def server():
+    problems: list[str] = []
+    server = HealthServer("127.0.0.1", 0, lambda: list(problems)).start()
+    yield server, problems
+    server.stop()
+
+
+def test_healthz_answers_200_while_the_process_lives(server):
+    health, _ = server
+    status, _, body = get(health.port, "/healthz")
+    assert status == 200 and json.loads(body) == {"alive": True}
+
+
+def test_ready_is_503_with_the_list_of_what_is_not_ready_then_200(server):
+    health, problems = server
+    problems.append("kafka sink: no connection to a broker at 127.0.0.1:1")
+
+    status, content_type, body = get(health.port, "/ready")
+    assert status == 503 and content_type == "application/json"
+    assert json.loads(body) == {"ready": False, "not_ready": ["kafka sink: no connection to a broker at 127.0.0.1:1"]}
+
+    problems.clear()
+    status, _, body = get(health.port, "/ready")
+    assert status == 200 and json.loads(body) == {"ready": True}
+
+
+def test_metrics_are_served_in_prometheus_text_format(server):
+    health, _ = server
+    status, content_type, body = get(health.port, "/metrics")
+    assert status == 200 and content_type.startswith("text/plain")
+    assert "# TYPE cdc_bridge_records_written_total counter" in body
+
+
+def test_unknown_path_is_404(server):
+    health, _ = server
+    assert get(health.port, "/nope")[0] == 404
+
+
+def test_port_in_use_is_a_config_error(server):
+    health, _ = server
+    with pytest.raises(ConfigError, match=r"metrics.port: cannot listen on 127.0.0.1:\d+"):
+        HealthServer("127.0.0.1", health.port, list)
+
+
+class ReadySink:
+    def __init__(self, problem: str | None) -> None:
+        self.problem = problem
+
+    def readiness(self) -> str | None:
+        return self.problem
+
+
+def test_pipeline_is_ready_when_streams_are_listed_and_sinks_connected():
+    source = SimpleNamespace(tables=[SimpleNamespace(name="Orders", discovered=True)])
+    pipeline = SimpleNamespace(source=source, sinks=[ReadySink(None), object()])
+    assert pipeline_readiness(pipeline) == []
+
+
+def test_pipeline_readiness_names_every_part_that_is_not_ready():
+    assert pipeline_readiness(SimpleNamespace()) == ["source: tables not described yet", "sinks: not opened yet"]
+    source = SimpleNamespace(tables=[SimpleNamespace(name="Orders", discovered=False)])
+    pipeline = SimpleNamespace(source=source, sinks=[ReadySink("no connection to a broker at b:9092")])
+    assert pipeline_readiness(pipeline) == [
+        "source: shards of table Orders not listed yet",
+        "sinks[0] ReadySink: no connection to a broker at b:9092",
+    ]
+
+
+def test_producer_readiness_needs_an_open_producer():
+    assert producer_readiness(None, "b:9092") == "not connected yet to a Kafka broker at b:9092"
