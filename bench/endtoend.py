@@ -85,7 +85,7 @@ def run_bridge(bootstrap: str, records: int, workdir: Path, name: str) -> dict:
     manifest = workdir / f"manifest-{records}.json"
     server = Service(python("-m", "bench.fakeaws", "--records", str(records), "--manifest", str(manifest)))
     try:
-        topic = f"bench-{name}-{uuid.uuid4().hex[:6]}"
+        topic = f"bench-{name.replace('/', '-')}-{uuid.uuid4().hex[:6]}"
         config = bridge_config(workdir, f"http://127.0.0.1:{server.port}", bootstrap, topic)
         run = measure(python("-m", "bridge", "--log-level", "WARNING", "run", "--config", str(config), "--until-caught-up"))
     finally:

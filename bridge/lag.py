@@ -85,8 +85,12 @@ class LagTracker:
         with self.lock:
             self.shards.setdefault((stream_arn, shard_id), _ShardState(table))
 
-    def read(self, table: str, stream_arn: str, shard_id: str, records: list[dict], now: float | None = None) -> None:
-        """One `GetRecords` call returned `records` (possibly none: then the shard is caught up)."""
+    def read(
+        self, table: str, stream_arn: str, shard_id: str, records: list[dict], now: float | None = None
+    ) -> ShardLag:
+        """One `GetRecords` call returned `records` (possibly none: then the shard is caught up); returns the
+        shard's lag right after it, and warns if its headroom is now below the threshold."""
+        now = time.time() if now is None else now
         with self.lock:
             state = self.shards.setdefault((stream_arn, shard_id), _ShardState(table))
             if not records:
@@ -97,7 +101,9 @@ class LagTracker:
                 if times:
                     state.newest_created = max(times[-1], state.newest_created or times[-1])
                     state.unacked.append(_Batch(_sequence(records[-1]), min(times)))
-        self.check_retention(now)
+            lag = self._lag(stream_arn, shard_id, state, now)
+            self._warn(state, lag)
+        return lag
 
     def acked(self, stream_arn: str, shard_id: str, sequence_number: str | None, finished: bool = False) -> None:
         """The checkpoint of the shard now covers everything up to `sequence_number` (and its end if `finished`)."""
@@ -154,34 +160,30 @@ class LagTracker:
             tables = set(active) | set(self.finished_counts)
             return {t: (active.get(t, 0), self.finished_counts.get(t, 0)) for t in sorted(tables)}
 
-    def at_risk(self, now: float | None = None) -> list[ShardLag]:
-        """Shards whose retention headroom is below the warning threshold."""
-        return [lag for lag in self.snapshot(now) if lag.headroom_s is not None and lag.headroom_s < self.warning_s]
-
     def check_retention(self, now: float | None = None) -> list[ShardLag]:
-        """Log a warning when a shard's headroom falls below the threshold (once, until it recovers)."""
-        risky = self.at_risk(now)
-        risky_keys = {(lag.stream_arn, lag.shard_id) for lag in risky}
+        """Warn for every shard whose headroom is below the threshold (once, until it is above again);
+        returns those shards."""
+        now = time.time() if now is None else now
         with self.lock:
-            for lag in risky:
-                state = self.shards.get((lag.stream_arn, lag.shard_id))
-                if state is not None and not state.warned:
-                    state.warned = True
-                    log.warning(
-                        "retention headroom of shard %s of table %s is %s (threshold %s): records not yet "
-                        "checkpointed will be trimmed by DynamoDB after that",
-                        lag.shard_id,
-                        lag.table,
-                        format_duration(lag.headroom_s),
-                        format_duration(self.warning_s),
-                    )
-            for (arn, shard_id), state in self.shards.items():
-                if state.warned and (arn, shard_id) not in risky_keys:
-                    state.warned = False
-                    log.info(
-                        "retention headroom of shard %s of table %s is above the threshold again", shard_id, state.table
-                    )
-        return risky
+            lags = [(state, self._lag(arn, shard_id, state, now)) for (arn, shard_id), state in self.shards.items()]
+            for state, lag in lags:
+                self._warn(state, lag)
+        return [lag for state, lag in lags if state.warned]
+
+    def _warn(self, state: _ShardState, lag: ShardLag) -> None:
+        risky = lag.headroom_s is not None and lag.headroom_s < self.warning_s
+        if risky and not state.warned:
+            log.warning(
+                "retention headroom of shard %s of table %s is %s (threshold %s): records not yet checkpointed "
+                "will be trimmed by DynamoDB after that",
+                lag.shard_id,
+                lag.table,
+                format_duration(lag.headroom_s),
+                format_duration(self.warning_s),
+            )
+        elif state.warned and not risky:
+            log.info("retention headroom of shard %s of table %s is above the threshold again", lag.shard_id, lag.table)
+        state.warned = risky
 
 
 def format_duration(seconds: float | None) -> str:

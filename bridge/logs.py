@@ -41,13 +41,17 @@ class JsonFormatter(logging.Formatter):
 
 
 class StderrHandler(logging.StreamHandler):
-    """A stream handler that first calls `before_emit` (used to clear a live progress line)."""
+    """Writes to `stream`, or to whatever `sys.stderr` is at the time of each record when none is given;
+    first calls `before_emit` (used to clear a live progress line)."""
 
     def __init__(self, stream: TextIO | None = None) -> None:
         super().__init__(stream or sys.stderr)
+        self.follow_stderr = stream is None
         self.before_emit: Callable[[], None] | None = None
 
     def emit(self, record: logging.LogRecord) -> None:
+        if self.follow_stderr:
+            self.stream = sys.stderr
         if self.before_emit is not None:
             self.acquire()
             try:
@@ -66,7 +70,7 @@ def setup_logging(level: str = "INFO", fmt: str = "text", stream: TextIO | None 
     handler = StderrHandler(stream)
     handler.setFormatter(JsonFormatter() if fmt == "json" else logging.Formatter(TEXT_FORMAT))
     root = logging.getLogger()
-    for old in list(root.handlers):
+    for old in [h for h in root.handlers if isinstance(h, StderrHandler)]:  # set up again: replace, not add
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level)

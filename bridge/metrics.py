@@ -85,7 +85,8 @@ CHECKPOINT_AGE = Gauge(
 
 _lock = threading.Lock()
 _waiting_since: float | None = None  # monotonic time of the first write not covered by a checkpoint
-_checkpoint_log = Every(60.0)
+CHECKPOINT_LOG_INTERVAL_S = 60.0  # "checkpoint written" at INFO at most this often, else at DEBUG
+_checkpoint_log = Every(CHECKPOINT_LOG_INTERVAL_S)
 CHECKPOINT_AGE.set_function(lambda: 0.0 if _waiting_since is None else time.monotonic() - _waiting_since)
 
 
@@ -148,11 +149,9 @@ def records_read(table: str, stream_arn: str, shard_id: str, records: list[dict]
     GET_RECORDS.labels(table).inc()
     if records:
         RECORDS_READ.labels(table).inc(len(records))
-    LAG.read(table, stream_arn, shard_id, records)
-    if records:
-        lag = next((s for s in LAG.snapshot() if s.stream_arn == stream_arn and s.shard_id == shard_id), None)
-        if lag is not None and lag.iterator_age_s is not None:
-            READ_AGE.observe(lag.iterator_age_s)
+    lag = LAG.read(table, stream_arn, shard_id, records)
+    if records and lag.iterator_age_s is not None:
+        READ_AGE.observe(lag.iterator_age_s)
 
 
 def get_records_failed(table: str, error: BaseException) -> None:
@@ -202,6 +201,7 @@ def checkpoint_written(positions: Mapping) -> None:
     LAST_CHECKPOINT.set_to_current_time()
     for (stream_arn, shard_id), checkpoint in positions.items():
         LAG.acked(stream_arn, shard_id, checkpoint.sequence_number, checkpoint.finished)
+    LAG.check_retention()
     level = logging.INFO if _checkpoint_log.due() else logging.DEBUG
     if log.isEnabledFor(level):
         _, headroom = worst(LAG.snapshot())

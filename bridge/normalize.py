@@ -154,6 +154,8 @@ def _members(tag: str, values: list) -> list:
 
 def normalize_item(image: dict) -> dict[str, Any]:
     """An item image (`{"attr": {"S": "x"}, ...}`) as a dict of plain values."""
+    if type(image) is not dict:
+        raise PoisonRecordError(f"an item must be an object of attribute values, got {type(image).__name__}")
     item = {}
     for name, av in image.items():
         try:

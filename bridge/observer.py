@@ -73,3 +73,8 @@ class Observer:
                 handler.before_emit = None
         if self.server is not None:
             self.server.stop()
+        log.info(
+            "cdc-bridge stopped: %d events written, %d records read this run",
+            metrics.total("cdc_bridge_records_written_total"),
+            metrics.total("cdc_bridge_records_read_total"),
+        )

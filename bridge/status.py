@@ -13,10 +13,11 @@ import json
 import time
 from dataclasses import asdict, dataclass
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, EndpointConnectionError, NoCredentialsError
 
 from bridge.checkpoint import CheckpointStore, ShardCheckpoint
 from bridge.config import Config
+from bridge.errors import ConfigError
 from bridge.lag import RETENTION_S, creation_time, format_duration
 from bridge.source.discovery import describe_table, list_shards, table_of_stream
 from bridge.source.reader import ResourceGone, error_code
@@ -150,5 +151,10 @@ def run_status(config: Config, fmt: str = "text") -> str:
 
     dynamodb, streams = aws_clients(config)
     checkpoints = CheckpointStore(config.checkpoint.path).load()
-    shards = table_status(config, dynamodb, streams, checkpoints)
+    try:
+        shards = table_status(config, dynamodb, streams, checkpoints)
+    except EndpointConnectionError as error:
+        raise ConfigError(f"cannot reach DynamoDB (source.endpoint_url / source.region): {error}") from None
+    except NoCredentialsError:
+        raise ConfigError("no AWS credentials found (environment, ~/.aws or instance role)") from None
     return render_json(shards) if fmt == "json" else render_text(shards)

@@ -166,13 +166,15 @@ def _record(shape: _Shape, name: str, first: tuple[str, ...]) -> dict:
 def infer_item_schema(items: Iterable[dict], table: str, key_names: tuple[str, ...] = ()) -> dict:
     """An Avro record schema (JSON object) that every one of the plain `items` fits; key attributes first.
 
-    Raises `ConfigError` when a top-level attribute name cannot be an Avro field name.
+    Raises `ConfigError` when there are no items, or a top-level attribute name cannot be an Avro field name.
     """
     shape = _Shape(fields={})
     count = 0
     for item in items:
         shape.add(item)
         count += 1
+    if not count:
+        raise ConfigError(f"table {table}: no items to infer a schema from (the scan found none)")
     bad = [name for name in shape.fields or {} if not _AVRO_NAME.fullmatch(name)]
     if bad:
         raise ConfigError(

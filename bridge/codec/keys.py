@@ -13,8 +13,19 @@ def canonical_number(number: int | Decimal) -> str:
     """A number's canonical decimal text: no exponent, no trailing zeros (`1.50` and `1.5` give `1.5`)."""
     if type(number) is int:
         return str(number)
-    normal = number.normalize()
-    return str(int(normal)) if normal == normal.to_integral_value() else format(normal, "f")
+    sign, digits, exponent = number.as_tuple()
+    text = "".join(map(str, digits)).lstrip("0")
+    significant = text.rstrip("0")
+    if not significant:
+        return "0"
+    exponent += len(text) - len(significant)  # exact: no context rounding, unlike Decimal.normalize()
+    if exponent >= 0:
+        plain = significant + "0" * exponent
+    elif len(significant) + exponent > 0:
+        plain = significant[:exponent] + "." + significant[exponent:]
+    else:
+        plain = "0." + "0" * -(len(significant) + exponent) + significant
+    return ("-" if sign else "") + plain
 
 
 def key_bytes(value: Any) -> bytes:

@@ -44,6 +44,8 @@ def inferred_schema(config: Config, table: TableConfig, limit: int, dynamodb=Non
 
 def schema_command(config_file: str, table_name: str, out: TextIO, *, infer: bool = False, limit: int = 1000) -> None:
     """Print the table's writer schema, or with `infer` an item schema proposal, as indented JSON."""
+    if limit < 1:
+        raise ConfigError(f"--limit must be at least 1, got {limit}")
     config = load_config(config_file)
     table = _table(config, table_name, config_file)
     schema = inferred_schema(config, table, limit) if infer else writer_schema(config, table)

@@ -11,20 +11,13 @@ never drops data silently. Every refusal is a `PoisonRecordError` whose path nam
 
 from __future__ import annotations
 
-import decimal
-import math
 from collections.abc import Callable
 from decimal import Decimal
-from typing import Any
+from typing import Any, ClassVar
 
-import fastavro
-
+from bridge.codec.coerce import Converter, exact_decimal, fail, kind_of, primitive
 from bridge.errors import PoisonRecordError
 
-Converter = Callable[[Any, str], Any]
-_INT_RANGES = {"int": (-(2**31), 2**31 - 1), "long": (-(2**63), 2**63 - 1)}
-_FLOAT_MAX = {"float": 3.4028234663852886e38, "double": math.inf}
-_WIDE = decimal.Context(prec=400, Emin=-999999, Emax=999999)
 _NATURAL = {  # the Python kind each Avro type takes without conversion; unions try these branches first
     "null": type(None),
     "boolean": bool,
@@ -41,20 +34,6 @@ _NATURAL = {  # the Python kind each Avro type takes without conversion; unions 
     "map": dict,
     "array": list,
 }
-
-
-def _fail(path: str, reason: str) -> PoisonRecordError:
-    return PoisonRecordError(reason, path)
-
-
-def _kind(value: Any) -> str:
-    return {bool: "boolean", int: "number", Decimal: "number", str: "string", bytes: "binary"}.get(
-        type(value), "map" if isinstance(value, dict) else "list" if isinstance(value, list) else type(value).__name__
-    )
-
-
-def _is_number(value: Any) -> bool:
-    return type(value) is int or type(value) is Decimal
 
 
 class ItemCoercer:
@@ -76,114 +55,20 @@ class ItemCoercer:
         if isinstance(schema, str):
             if schema in self.named:
                 return lambda value, path: self._compiled[schema](value, path)
-            return self._primitive(schema)
+            return primitive(schema)
         kind = schema["type"]
+        named = kind in ("record", "enum", "fixed")
+        if named:
+            self.named[schema["name"]] = schema  # before compiling the fields: records may refer to themselves
         if schema.get("logicalType") == "decimal" and kind in ("bytes", "fixed"):
-            return self._decimal(schema)
-        if kind == "record":
-            self.named[schema["name"]] = schema
-            converter = self._record(schema)
-        elif kind == "enum":
-            self.named[schema["name"]] = schema
-            converter = self._enum(schema)
-        elif kind == "fixed":
-            self.named[schema["name"]] = schema
-            converter = self._fixed(schema)
-        elif kind == "array":
-            converter = self._array(schema)
-        elif kind == "map":
-            converter = self._map(schema)
+            converter = exact_decimal(schema)
+        elif kind in self._builders:
+            converter = self._builders[kind](self, schema)
         else:
-            return self._compile(kind)
-        if kind in ("record", "enum", "fixed"):
+            return self._compile(kind)  # a primitive written as {"type": "long", ...}
+        if named:
             self._compiled[schema["name"]] = converter
         return converter
-
-    def _primitive(self, kind: str) -> Converter:
-        if kind == "null":
-
-            def null(value: Any, path: str) -> None:
-                if value is not None:
-                    raise _fail(path, f"expected null, got a {_kind(value)}")
-
-            return null
-        if kind == "boolean":
-
-            def boolean(value: Any, path: str) -> bool:
-                if type(value) is not bool:
-                    raise _fail(path, f"expected a boolean, got a {_kind(value)}")
-                return value
-
-            return boolean
-        if kind in _INT_RANGES:
-            low, high = _INT_RANGES[kind]
-
-            def whole(value: Any, path: str) -> int:
-                if not _is_number(value):
-                    raise _fail(path, f"expected a number for {kind}, got a {_kind(value)}")
-                if type(value) is Decimal:
-                    if value != value.to_integral_value():
-                        raise _fail(path, f"{value} is not a whole number, so it does not fit {kind}")
-                    value = int(value)
-                if not low <= value <= high:
-                    raise _fail(path, f"{value} is out of the {kind} range [{low}, {high}]")
-                return value
-
-            return whole
-        if kind in _FLOAT_MAX:
-            limit = _FLOAT_MAX[kind]
-
-            def floating(value: Any, path: str) -> float:
-                if not (_is_number(value) or type(value) is float):
-                    raise _fail(path, f"expected a number for {kind}, got a {_kind(value)}")
-                number = float(value)
-                if math.isinf(number) or abs(number) > limit:
-                    raise _fail(path, f"{value} is out of the {kind} range")
-                return number
-
-            return floating
-        if kind == "string":
-
-            def string(value: Any, path: str) -> str:
-                if type(value) is str:
-                    return value
-                if _is_number(value):
-                    return str(value)
-                raise _fail(path, f"expected a string, got a {_kind(value)}")
-
-            return string
-        if kind == "bytes":
-
-            def binary(value: Any, path: str) -> bytes:
-                if type(value) is not bytes:
-                    raise _fail(path, f"expected binary, got a {_kind(value)}")
-                return value
-
-            return binary
-        raise ValueError(f"unknown Avro type {kind!r}")
-
-    def _decimal(self, schema: dict) -> Converter:
-        precision, scale = schema["precision"], schema.get("scale", 0)
-        size = schema.get("size")
-        what = f"decimal({precision}, {scale})"
-
-        def exact_decimal(value: Any, path: str) -> Decimal:
-            if not _is_number(value):
-                raise _fail(path, f"expected a number for {what}, got a {_kind(value)}")
-            scaled = _WIDE.scaleb(Decimal(value), scale)
-            if scaled != scaled.to_integral_value():
-                raise _fail(path, f"{value} has more than {scale} decimal places, so it does not fit {what}")
-            unscaled = int(scaled)
-            if len(str(abs(unscaled))) > precision:
-                raise _fail(
-                    path, f"{value} has more than {precision} digits at scale {scale}, so it does not fit {what}"
-                )
-            if size is not None and unscaled.bit_length() + 1 > size * 8:
-                raise _fail(path, f"{value} does not fit {size} bytes")
-            digits = tuple(int(c) for c in str(abs(unscaled)))
-            return Decimal((int(unscaled < 0), digits, -scale))
-
-        return exact_decimal
 
     def _record(self, schema: dict) -> Converter:
         fields = []
@@ -195,11 +80,11 @@ class ItemCoercer:
 
         def record(value: Any, path: str) -> dict:
             if not isinstance(value, dict):
-                raise _fail(path, f"expected a map for record {record_name}, got a {_kind(value)}")
+                raise fail(path, f"expected a map for record {record_name}, got a {kind_of(value)}")
             extra = [name for name in value if name not in names]
             if extra:
                 where = f"{path}.{extra[0]}" if path else extra[0]
-                raise _fail(where, f"attribute is not a field of record {record_name}")
+                raise fail(where, f"attribute is not a field of record {record_name}")
             datum = {}
             for name, convert, field, nullable in fields:
                 where = f"{path}.{name}" if path else name
@@ -210,7 +95,7 @@ class ItemCoercer:
                 elif nullable:
                     datum[name] = None
                 else:
-                    raise _fail(where, f"required field of record {record_name} is missing from the item")
+                    raise fail(where, f"required field of record {record_name} is missing from the item")
             return datum
 
         return record
@@ -220,7 +105,7 @@ class ItemCoercer:
 
         def enum(value: Any, path: str) -> str:
             if type(value) is not str or value not in symbols:
-                raise _fail(path, f"{value!r} is not a symbol of enum {schema['name']}")
+                raise fail(path, f"{value!r} is not a symbol of enum {schema['name']}")
             return value
 
         return enum
@@ -230,7 +115,7 @@ class ItemCoercer:
 
         def fixed(value: Any, path: str) -> bytes:
             if type(value) is not bytes or len(value) != size:
-                raise _fail(path, f"expected {size} bytes for fixed {schema['name']}, got a {_kind(value)}")
+                raise fail(path, f"expected {size} bytes for fixed {schema['name']}, got a {kind_of(value)}")
             return value
 
         return fixed
@@ -240,7 +125,7 @@ class ItemCoercer:
 
         def array(value: Any, path: str) -> list:
             if not isinstance(value, list):
-                raise _fail(path, f"expected a list or set, got a {_kind(value)}")
+                raise fail(path, f"expected a list or set, got a {kind_of(value)}")
             return [items(element, f"{path}[{index}]") for index, element in enumerate(value)]
 
         return array
@@ -250,7 +135,7 @@ class ItemCoercer:
 
         def mapping(value: Any, path: str) -> dict:
             if not isinstance(value, dict):
-                raise _fail(path, f"expected a map, got a {_kind(value)}")
+                raise fail(path, f"expected a map, got a {kind_of(value)}")
             return {name: values(element, f"{path}.{name}") for name, element in value.items()}
 
         return mapping
@@ -276,9 +161,17 @@ class ItemCoercer:
             if len(errors) == 1 or len(natural_errors) == 1:  # one plausible branch: its own, deeper reason
                 raise errors[0] if len(errors) == 1 else natural_errors[0]
             reasons = "; ".join(f"{entry[0]}: {error.reason}" for error, entry in zip(errors, candidates, strict=True))
-            raise _fail(path, f"fits no branch of the union ({reasons})")
+            raise fail(path, f"fits no branch of the union ({reasons})")
 
         return union
+
+    _builders: ClassVar[dict[str, Callable[[ItemCoercer, dict], Converter]]] = {
+        "record": _record,
+        "enum": _enum,
+        "fixed": _fixed,
+        "array": _array,
+        "map": _map,
+    }
 
 
 def _matches(kind: type, natural: type) -> bool:
@@ -338,8 +231,3 @@ def plain_typed(value: Any) -> Any:
     if isinstance(value, list):
         return [plain_typed(v) for v in value]
     return value
-
-
-def parse_item_schema(schema: dict) -> dict:
-    """A record schema JSON object parsed by fastavro (full names, named types defined once)."""
-    return fastavro.parse_schema(schema)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Callable
-from decimal import Decimal
+from decimal import Context, Decimal, Inexact, Rounded
 from typing import Any
 
 from bridge.normalize import INT64_MAX, INT64_MIN, ChangeEvent, DynamoSet
@@ -35,6 +35,7 @@ _SOURCE_TYPES = {
 }
 _TABLE_SIZE = 1 << 13  # lengths and small longs below this come from precomputed tables
 _pack_double = struct.Struct("<d").pack
+_EXACT = Context(prec=200, Emin=-999_999, Emax=999_999, traps=[Inexact, Rounded])
 
 
 def uvarint(n: int) -> bytes:
@@ -67,9 +68,8 @@ def _vsd(number: Decimal | int) -> bytes:
     if isinstance(number, int):
         unscaled, scale = number, 0
     else:
-        sign, digits, exponent = number.as_tuple()
-        unscaled = int("".join(map(str, digits)) or "0") * (-1 if sign else 1)
-        scale = -exponent
+        scale = -number.as_tuple().exponent
+        unscaled = int(number.scaleb(scale, _EXACT))  # exact: the context holds every DynamoDB number
     value = unscaled.to_bytes((unscaled.bit_length() + 8) // 8, "big", signed=True)
     return _long(scale) + _LENGTH[len(value)] + value
 

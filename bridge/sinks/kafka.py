@@ -24,7 +24,7 @@ from bridge.normalize import ChangeEvent
 from bridge.poison import RejectedEvent
 from bridge.secret import Secret
 from bridge.sinks.base import Sink
-from bridge.sinks.kafka_client import check_security, ensure_topics, make_producer
+from bridge.sinks.kafka_client import check_settings, ensure_topics, make_producer
 
 AVRO = b"application/vnd.apache.avro"
 
@@ -80,11 +80,11 @@ class KafkaSink(Sink):
 
     @classmethod
     def check_config(cls, config: KafkaConfig, tables: Sequence[str]) -> list[tuple[str, str]]:
-        """Problems of the TLS/SASL settings as (field, message) pairs."""
-        return check_security(config)
+        """Problems of the compression and TLS/SASL settings as (field, message) pairs."""
+        return check_settings(config)
 
     def open(self) -> None:
-        problems = check_security(self.config)
+        problems = check_settings(self.config)
         if problems:
             name, message = problems[0]
             raise ConfigError(f"kafka sink: {name}: {message}")

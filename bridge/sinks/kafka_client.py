@@ -12,7 +12,7 @@ import logging
 from collections.abc import Iterable
 from typing import Any
 
-from kafka import KafkaAdminClient, KafkaProducer
+from kafka import KafkaAdminClient, KafkaProducer, codec
 from kafka.admin import NewTopic
 from kafka.errors import KafkaConfigurationError, KafkaError, TopicAlreadyExistsError
 from kafka.net.sasl.oauth import AbstractTokenProvider
@@ -71,9 +71,22 @@ def client_options(config: Any) -> dict[str, Any]:
     return options
 
 
-def check_security(config: Any) -> list[tuple[str, str]]:
-    """Problems of the TLS/SASL settings as (field, message) pairs; empty when they are consistent."""
+def codec_available(compression: str) -> bool:
+    """Whether kafka-python can compress with `compression` here (snappy, lz4, zstd need extra packages)."""
+    check = {"snappy": codec.has_snappy, "lz4": codec.has_lz4, "zstd": codec.has_zstd}.get(compression)
+    return check() if check else True
+
+
+def check_settings(config: Any, available=codec_available) -> list[tuple[str, str]]:
+    """Problems of the compression and TLS/SASL settings as (field, message) pairs; empty when consistent."""
     problems = []
+    if config.compression != "none" and not available(config.compression):
+        problems.append(
+            (
+                "compression",
+                f"{config.compression} needs its codec package: pip install 'cdc-bridge[{config.compression}]'",
+            )
+        )
     sasl = config.security_protocol.startswith("SASL_")
     if sasl and config.sasl_mechanism is None:
         problems.append(("sasl_mechanism", f"`security_protocol: {config.security_protocol}` needs a mechanism"))

@@ -10,10 +10,15 @@ seconds, both of which `bridge.normalize` accepts.
 
 Everything else stays boto3's: signing, endpoints, retries and error responses (any status other than
 200, or a body that is not JSON, is left to botocore unchanged).
+
+The cyclic garbage collector is paused while a page is parsed: a 1 MB page creates some 100,000 dicts and
+lists that cannot form cycles, and collections triggered by them (which scan every live object, including
+the pages still queued) cost more than the parse itself (35-60 ms against 13 ms per page, measured).
 """
 
 from __future__ import annotations
 
+import gc
 from typing import Any
 
 import orjson
@@ -26,10 +31,15 @@ def keep_raw_records(response_dict: dict, customized_response_dict: dict, **_: A
     if response_dict.get("status_code") != 200:
         return
     body = response_dict.get("body")
+    collecting = gc.isenabled()
+    gc.disable()  # a page is ~10^5 new containers that cannot form cycles: collecting during the parse is waste
     try:
         parsed = orjson.loads(body)
     except (orjson.JSONDecodeError, TypeError):
         return
+    finally:
+        if collecting:
+            gc.enable()
     if type(parsed) is not dict:
         return
     customized_response_dict["Records"] = parsed.get("Records") or []

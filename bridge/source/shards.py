@@ -19,6 +19,7 @@ class ShardTree:
         self.parents: dict[str, str | None] = {}
         self.finished: set[str] = set(finished or ())
         self.started: set[str] = set()
+        self.warned: set[str] = set()
 
     def update(self, shards: list[dict]) -> None:
         """Replace the listing with every shard of a full `DescribeStream` (`ShardId`, optional `ParentShardId`)."""
@@ -27,7 +28,7 @@ class ShardTree:
             shard_id = shard["ShardId"]
             parent = shard.get("ParentShardId")
             if parent == shard_id:
-                log.warning("shard %s is listed as its own parent; reading it as a root", shard_id)
+                self._warn(shard_id, f"shard {shard_id} is listed as its own parent; reading it as a root")
                 parent = None
             parents[shard_id] = parent
         self.parents = parents
@@ -44,9 +45,15 @@ class ShardTree:
                 on_path.add(shard)
                 shard = self.parents[shard]
             if shard in on_path:
-                log.warning("shards %s form a parent cycle; reading %s as a root", " -> ".join(path), path[-1])
+                cycle = " -> ".join(path)
+                self._warn(path[-1], f"shards {cycle} form a parent cycle; reading {path[-1]} as a root")
                 self.parents[path[-1]] = None
             done.update(path)
+
+    def _warn(self, shard_id: str, message: str) -> None:
+        if shard_id not in self.warned:
+            self.warned.add(shard_id)
+            log.warning(message)
 
     def ready(self) -> list[str]:
         """Shards that may start now, in `ShardId` order."""

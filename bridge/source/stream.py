@@ -20,20 +20,13 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 
 from bridge.checkpoint import ShardCheckpoint, ShardKey
-from bridge.errors import FatalError, RetriableError
-from bridge.source.discovery import (
-    TableDeleted,
-    TableInfo,
-    current_stream_arn,
-    describe_table,
-    list_shards,
-    table_of_stream,
-)
+from bridge.errors import RetriableError
+from bridge.source.discovery import TableInfo, describe_table, list_shards
 from bridge.source.reader import ResourceGone, ShardReader
-from bridge.source.shards import ShardTree
+from bridge.source.table_stream import TableStream
 
 log = logging.getLogger(__name__)
 MIN_CALL_INTERVAL = 0.2  # AWS allows 5 GetRecords calls per second per shard
@@ -65,29 +58,6 @@ class _Shard:
     last_call: float = float("-inf")
 
 
-@dataclass
-class _Table:
-    """One configured table and the stream being read for it (plus newer streams to read afterwards)."""
-
-    name: str
-    start_position: str
-    on_trimmed: str
-    info: TableInfo
-    tree: ShardTree
-    later: list[str] = field(default_factory=list)
-    first_start: bool = False  # no checkpoint for any stream of the table: `start_position` applies
-    initial: bool = True  # the current stream was not listed yet
-    latest_shards: set[str] = field(default_factory=set)  # open at the first listing of a `latest` start
-    lost: set[str] = field(default_factory=set)  # shards that answered ResourceNotFoundException
-    disabled: bool = False
-    deleted: bool = False
-    discovered: bool = False
-    next_discovery: float = 0.0
-    wanted: int = 0  # discoveries requested (on shard end) ...
-    seen: int = 0  # ... and the last one a completed listing covers
-    failures: int = 0
-
-
 class StreamSource:
     """All shards of all tables, read concurrently, handed on in order per shard and parents first."""
 
@@ -117,7 +87,7 @@ class StreamSource:
         self.heap: list = []
         self.counter = itertools.count()
         self.shards: dict[ShardKey, _Shard] = {}
-        self.tables: list[_Table] = []
+        self.tables: list[TableStream] = []
         self.pruned: set[ShardKey] = set()
         self.stopping = threading.Event()
         self.dispatcher = threading.Thread(target=self._dispatch, name="shard-dispatcher", daemon=True)
@@ -127,19 +97,16 @@ class StreamSource:
 
         A table whose checkpoint names older streams of it reads those first (to their end), then the latest.
         """
+        infos = []
         for config in self.table_configs:
             info = describe_table(self.dynamodb, config.name)
-            known = sorted({arn for arn, _ in self.checkpoints if table_of_stream(arn) == config.name})
-            chain = [arn for arn in known if arn != info.stream_arn] + [info.stream_arn]
-            table = _Table(config.name, config.start_position, config.on_trimmed, info, ShardTree(), chain[1:])
-            table.first_start = not known
-            self._follow(table, chain[0])
-            self.tables.append(table)
+            self.tables.append(TableStream(config, info, self.checkpoints))
+            infos.append(info)
             log.info("table %s: stream %s, key %s", info.name, info.stream_arn, ", ".join(info.key_names))
         for table in self.tables:
             self._discover(table)
         self.dispatcher.start()
-        return [table.info for table in self.tables]
+        return infos
 
     def get(self, timeout: float) -> ShardBatch | None:
         """The next batch, or None after `timeout` seconds. Re-raises a reader's fatal error."""
@@ -171,7 +138,7 @@ class StreamSource:
         """Every shard known so far was read to its current end (call only when `get` returned None)."""
         with self.lock:
             for table in self.tables:
-                if not table.discovered or table.seen < table.wanted or table.later or table.tree.ready():
+                if not table.caught_up() or table.tree.ready():
                     return False
                 for shard_id in table.tree.unfinished():
                     shard = self.shards.get((table.info.stream_arn, shard_id))
@@ -212,10 +179,10 @@ class StreamSource:
         except BaseException as error:  # surfaced to the pipeline thread
             self._fail(error)
 
-    def _discover(self, table: _Table) -> None:
-        arn, wanted = table.info.stream_arn, table.wanted
+    def _discover(self, table: TableStream) -> None:
+        wanted = table.wanted
         try:
-            listing = list_shards(self.streams_client, arn)
+            listing = list_shards(self.streams_client, table.info.stream_arn)
         except RetriableError as error:
             table.failures += 1
             table.next_discovery = time.monotonic() + max(self.poll_interval, backoff_delay(table.failures))
@@ -226,149 +193,62 @@ class StreamSource:
             return
         table.failures = 0
         with self.lock:
-            table.tree.update(listing.shards)
-            if table.initial:
-                table.initial = False
-                self._check_checkpointed_shards(table)
-                if table.first_start and table.start_position == "latest":
-                    self._start_at_latest(table, listing.shards)
+            self.pruned |= table.apply_listing(listing, wanted)
             for shard_id in sorted(table.lost - set(table.tree.parents)):
                 self._shard_trimmed_away(table, shard_id)
             table.lost.clear()
-            self.pruned.update((arn, shard_id) for shard_id in table.tree.prune())
-            table.disabled = listing.status in ("DISABLING", "DISABLED")
-            table.discovered = True
-            table.seen = max(table.seen, wanted)
             table.next_discovery = time.monotonic() + self.discovery_interval
             self.lock.notify()
         if table.disabled or table.later:
             try:
-                self._check_table(table)
+                table.check_table(self.dynamodb)
             except RetriableError as error:
                 log.warning("%s; will try again", error)
                 return
             with self.lock:
                 if table.tree.drained() and not self._busy(table):
-                    self._stream_drained(table)
+                    table.drained()
 
-    def _check_checkpointed_shards(self, table: _Table) -> None:
-        """A shard of the checkpoint, not finished and no longer listed, was trimmed away with unread records."""
-        arn = table.info.stream_arn
-        for (stream_arn, shard_id), checkpoint in sorted(self.checkpoints.items()):
-            if stream_arn == arn and not checkpoint.finished and shard_id not in table.tree.parents:
-                self._lost(
-                    table,
-                    f"shard {shard_id} of {arn} was trimmed away before it was read to its end; records after "
-                    f"sequence number {checkpoint.sequence_number} (the checkpoint) are lost",
-                )
-                table.tree.finish(shard_id)
-
-    def _start_at_latest(self, table: _Table, shards: list[dict]) -> None:
-        for shard in shards:
-            if "EndingSequenceNumber" in shard.get("SequenceNumberRange", {}):
-                table.tree.finish(shard["ShardId"])
-            else:
-                table.latest_shards.add(shard["ShardId"])
-
-    def _busy(self, table: _Table) -> bool:
+    def _busy(self, table: TableStream) -> bool:
         return any(s.busy for (arn, _), s in self.shards.items() if arn == table.info.stream_arn)
 
-    def _check_table(self, table: _Table) -> None:
-        """Re-describe the table: note a newer stream to follow, or that the table was deleted."""
-        try:
-            latest = current_stream_arn(self.dynamodb, table.name)
-        except TableDeleted:
-            if not table.deleted:
-                log.error("table %s was deleted; reading what is left of %s", table.name, table.info.stream_arn)
-            table.deleted = True
-            return
-        if latest and latest != table.info.stream_arn and latest not in table.later:
-            log.warning("table %s has a new stream %s, read after %s", table.name, latest, table.info.stream_arn)
-            table.later.append(latest)
-
-    def _stream_drained(self, table: _Table) -> None:
-        if table.later:
-            log.info("stream %s of table %s is drained", table.info.stream_arn, table.name)
-            self._follow(table, table.later.pop(0))
-            table.first_start = False  # a later stream continues the earlier one: it is read from its start
-        elif table.deleted:
-            raise FatalError(
-                f"table {table.name} was deleted; every change its stream {table.info.stream_arn} still held "
-                "was delivered. Remove the table from the config (or re-create it) and start again."
-            )
-
-    def _stream_gone(self, table: _Table) -> None:
+    def _stream_gone(self, table: TableStream) -> None:
         """`DescribeStream` says the stream no longer exists (deleted table, or disabled more than 24 h ago)."""
         arn = table.info.stream_arn
         try:
-            self._check_table(table)
+            table.check_table(self.dynamodb)
         except RetriableError as error:
             log.warning("%s; will try again", error)
             table.next_discovery = time.monotonic() + self.poll_interval
             return
         with self.lock:
-            if not table.later and not table.deleted:
-                log.warning("stream %s of table %s is not found; will list it again", arn, table.name)
-                table.next_discovery = time.monotonic() + self.discovery_interval
-                return
-            unfinished = table.tree.unfinished() | {
-                s for (a, s), c in self.checkpoints.items() if a == arn and not (c.finished or s in table.tree.finished)
-            }
-            if unfinished:
-                shards = ", ".join(sorted(unfinished))
-                self._lost(table, f"stream {arn} no longer exists; shards {shards} were not read to their end")
-            self.pruned.update(key for key in self.checkpoints if key[0] == arn)
-            self.pruned.update((arn, s) for s in table.tree.finished)
             for key, shard in self.shards.items():
                 if key[0] == arn:
                     shard.dead = True
-            table.tree = ShardTree()
-            self._stream_drained(table)
+            forget = table.stream_gone()
+            if forget is None:
+                log.warning("stream %s of table %s is not found; will list it again", arn, table.name)
+                table.next_discovery = time.monotonic() + self.discovery_interval
+                return
+            self.pruned |= forget
 
-    def _shard_trimmed_away(self, table: _Table, shard_id: str) -> None:
+    def _shard_trimmed_away(self, table: TableStream, shard_id: str) -> None:
         shard = self.shards.get((table.info.stream_arn, shard_id))
         if shard is None or shard_id in table.tree.finished:
             return
-        checkpoint = shard.reader.last_sequence
-        self._lost(
-            table,
+        table.lose(
             f"shard {shard_id} of {table.info.stream_arn} was trimmed away (ResourceNotFoundException) before "
-            f"it was read to its end; records after {checkpoint or 'its start'} are lost",
+            f"it was read to its end; records after {shard.reader.last_sequence or 'its start'} are lost"
         )
         shard.dead = True
         table.tree.finish(shard_id)
-
-    def _lost(self, table: _Table, what: str) -> None:
-        if table.on_trimmed != "resume_from_trim_horizon":
-            raise FatalError(
-                f"table {table.name}: {what}. Set `on_trimmed: resume_from_trim_horizon` on the table to accept "
-                "the gap and continue."
-            )
-        log.error("DATA GAP: table %s: %s; continuing", table.name, what)
-
-    def _follow(self, table: _Table, stream_arn: str) -> None:
-        """Make `stream_arn` the table's current stream; it is listed at the next dispatcher round."""
-        table.info = replace(table.info, stream_arn=stream_arn)
-        finished = {s for (arn, s), c in self.checkpoints.items() if arn == stream_arn and c.finished}
-        table.tree = ShardTree(finished)
-        table.initial = True
-        table.discovered = False
-        table.disabled = False
-        table.next_discovery = 0.0
-        table.latest_shards.clear()
 
     def _start_ready_shards(self) -> None:
         for table in self.tables:
             for shard_id in table.tree.ready():
                 table.tree.start(shard_id)
                 key = (table.info.stream_arn, shard_id)
-                checkpoint = self.checkpoints.get(key)
-                if checkpoint and checkpoint.sequence_number:
-                    start, sequence = "AFTER_SEQUENCE_NUMBER", checkpoint.sequence_number
-                elif shard_id in table.latest_shards:
-                    start, sequence = "LATEST", None
-                else:
-                    start, sequence = "TRIM_HORIZON", None
+                start, sequence = table.start_of(shard_id)
                 reader = ShardReader(
                     self.streams_client, table.info.stream_arn, shard_id, start, sequence, table.on_trimmed
                 )
@@ -384,10 +264,10 @@ class StreamSource:
     # -- worker threads ----------------------------------------------------------------------------
 
     def _fetch(self, shard: _Shard) -> None:
-        shard.last_call = time.monotonic()
         try:
             records, ended = shard.reader.fetch(self.records_per_call)
         except (RetriableError, ResourceGone) as error:
+            shard.last_call = time.monotonic()
             shard.failures += 1
             delay = backoff_delay(shard.failures)
             log.warning("%s; retrying in %.2f s", error, delay)
@@ -400,6 +280,7 @@ class StreamSource:
         except BaseException as error:
             self._fail(error)
             return
+        shard.last_call = time.monotonic()  # the next call waits from the end of this one: AWS counts arrivals
         shard.failures = 0
         if records or ended:
             self._put(ShardBatch(shard.table, shard.reader.shard_id, records, ended))

@@ -12,35 +12,11 @@ import threading
 import boto3
 
 from bridge.config import parse_config
-from bridge.errors import RetriableError
+from bridge.errors import FatalError
 from bridge.pipeline import Pipeline
-from bridge.sinks import Sink
 from tests.fault.bridge_runner import wait_for
 from tests.fault.changes import TABLE, create_table
-
-
-class GatedSink(Sink):
-    """Records written events; `flush` raises `RetriableError` while `gate` is closed."""
-
-    def __init__(self) -> None:
-        super().__init__(None, {})
-        self.gate = threading.Event()
-        self.events: list = []
-        self.failed_flushes = 0
-
-    def open(self) -> None:
-        pass
-
-    def write(self, events) -> None:
-        self.events.extend(events)
-
-    def flush(self, timeout: float) -> None:
-        if not self.gate.is_set():
-            self.failed_flushes += 1
-            raise RetriableError("broker away")
-
-    def close(self) -> None:
-        pass
+from tests.fault.recording_sink import GatedSink
 
 
 def _put(endpoint: str, first: int, count: int) -> None:
@@ -83,3 +59,38 @@ checkpoint: {{path: "{checkpoint}", interval_s: 0.2}}
         pipeline.request_stop()
         runner.join(timeout=30)
     assert [int(e.after["v"]) for e in sink.events] == list(range(100))
+
+
+def test_stop_gives_up_at_shutdown_timeout_without_writing_the_checkpoint(dynamodb, moto_endpoint, tmp_path):
+    create_table(dynamodb)
+    checkpoint = tmp_path / "checkpoints.json"
+    config = parse_config(
+        f"""
+source: {{endpoint_url: "{moto_endpoint}", poll_interval_ms: 50}}
+tables: [{{name: {TABLE}}}]
+sinks: [{{type: stdout}}]
+checkpoint: {{path: "{checkpoint}", interval_s: 0.2}}
+shutdown_timeout_s: 1
+"""
+    )
+    sink = GatedSink()
+    pipeline = Pipeline(config, sinks=[sink])
+    failure: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            pipeline.run()
+        except BaseException as error:
+            failure.append(error)
+
+    _put(moto_endpoint, 0, 10)
+    runner = threading.Thread(target=run, daemon=True)
+    runner.start()
+    wait_for(lambda: sink.failed_flushes >= 1, 30, "a failed flush")
+    pipeline.request_stop()
+    runner.join(timeout=30)
+
+    assert not runner.is_alive()
+    (error,) = failure
+    assert isinstance(error, FatalError) and "did not acknowledge within shutdown_timeout_s (1 s)" in str(error)
+    assert not checkpoint.exists()

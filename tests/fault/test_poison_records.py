@@ -11,11 +11,16 @@ import json
 import uuid
 
 import boto3
+import pytest
 
+from bridge.config import parse_config
+from bridge.errors import FatalError
+from bridge.pipeline import Pipeline, aws_clients
 from tests.bridge_process import run_bridge
 from tests.fault.bridge_runner import bridge_config
 from tests.fault.changes import TABLE, create_table
 from tests.fault.delivery import topic_records
+from tests.fault.recording_sink import GatedSink
 
 MAX_REQUEST = 4000
 
@@ -109,3 +114,68 @@ def test_skip_policy_logs_the_poison_record_and_goes_on(dynamodb, moto_endpoint,
     assert f"sequence number {sequence}: poison record (KafkaSink) SKIPPED" in result.stderr
     again = run_bridge("run", "--config", str(config), "--until-caught-up")
     assert again.returncode == 0 and "SKIPPED" not in again.stderr, "the checkpoint moved past the skipped record"
+
+
+class CorruptingStreams:
+    """The real moto Streams client, except that the image of item `bad` carries a malformed number:
+    a record that cannot be normalized, which moto itself never produces."""
+
+    def __init__(self, client) -> None:
+        self.client = client
+
+    def __getattr__(self, name: str):
+        return getattr(self.client, name)
+
+    def get_records(self, **kwargs):
+        response = self.client.get_records(**kwargs)
+        for record in response["Records"]:
+            if record["dynamodb"]["Keys"]["pk"] == {"S": "bad"}:
+                record["dynamodb"]["NewImage"]["v"] = {"N": "12abc"}
+        return response
+
+
+def _pipeline(tmp_path, moto_endpoint, **table):
+    create_table_yaml = ", ".join(f"{k}: {v}" for k, v in {"name": TABLE, **table}.items())
+    config = parse_config(
+        f"""
+source: {{endpoint_url: "{moto_endpoint}", poll_interval_ms: 50}}
+tables: [{{{create_table_yaml}}}]
+sinks: [{{type: stdout}}]
+checkpoint: {{path: "{tmp_path / "checkpoints.json"}"}}
+"""
+    )
+    dynamodb, streams = aws_clients(config)
+    sink = GatedSink()
+    sink.gate.set()
+    return Pipeline(config, dynamodb=dynamodb, streams=CorruptingStreams(streams), sinks=[sink]), sink
+
+
+def _good_bad_good(endpoint: str) -> None:
+    client = boto3.client("dynamodb", endpoint_url=endpoint, region_name="us-east-1")
+    for key in ("good-1", "bad", "good-2"):
+        client.put_item(TableName=TABLE, Item={"pk": {"S": key}, "v": {"N": "1"}})
+
+
+def test_a_record_that_cannot_be_normalized_stops_the_bridge_under_fail(dynamodb, moto_endpoint, tmp_path):
+    create_table(dynamodb)
+    _good_bad_good(moto_endpoint)
+    pipeline, _sink = _pipeline(tmp_path, moto_endpoint)
+
+    with pytest.raises(FatalError, match=r"poison record \(normalize\): .*NewImage\.v"):
+        pipeline.run(until_caught_up=True)
+    assert not (tmp_path / "checkpoints.json").exists()
+
+
+def test_a_record_that_cannot_be_normalized_goes_to_the_dead_letter_file_under_dlq(dynamodb, moto_endpoint, tmp_path):
+    create_table(dynamodb)
+    _good_bad_good(moto_endpoint)
+    dead = tmp_path / "dead.jsonl"
+    pipeline, sink = _pipeline(tmp_path, moto_endpoint, on_poison="dlq", dead_letter_path=f'"{dead}"')
+
+    pipeline.run(until_caught_up=True)
+
+    assert [e.keys["pk"] for e in sink.events] == ["good-1", "good-2"]
+    (line,) = dead.read_text().splitlines()
+    letter = json.loads(line)
+    assert letter["stage"] == "normalize" and "NewImage.v" in letter["reason"]
+    assert letter["record"]["dynamodb"]["NewImage"]["v"] == {"N": "12abc"}

@@ -34,12 +34,14 @@ EXTREMES = {
 }
 
 
-def _config(tmp_path, moto_endpoint, kafka_bootstrap, table: dict) -> tuple[str, str]:
+def _config(tmp_path, moto_endpoint, kafka_bootstrap: str | None, table: dict) -> tuple[str, str]:
+    """A config file for `table` with one Kafka sink (or, without `kafka_bootstrap`, stdout) and its topic."""
     topic = f"fidelity-{uuid.uuid4().hex[:8]}.{{table}}"
+    sink = {"type": "kafka", "bootstrap_servers": kafka_bootstrap, "topic": topic, "create_topics": True}
     config = {
         "source": {"endpoint_url": moto_endpoint, "region": "us-east-1", "poll_interval_ms": 50},
         "tables": [table],
-        "sinks": [{"type": "kafka", "bootstrap_servers": kafka_bootstrap, "topic": topic, "create_topics": True}],
+        "sinks": [sink if kafka_bootstrap else {"type": "stdout"}],
         "checkpoint": {"path": str(tmp_path / "checkpoints.json")},
     }
     return str(write_config(tmp_path / "bridge.yaml", config)), topic.format(table=table["name"])
@@ -123,10 +125,10 @@ def test_typed_item_that_does_not_fit_stops_the_bridge_naming_the_field(
     assert "after.Size" in result.stderr and "6.1 is not a whole number" in result.stderr
 
 
-def test_schema_infer_proposes_a_schema_every_scanned_item_fits(tmp_path, dynamodb, moto_endpoint, kafka_bootstrap):
+def test_schema_infer_proposes_a_schema_every_scanned_item_fits(tmp_path, dynamodb, moto_endpoint):
     create_phones(dynamodb)
     dynamodb.put_item(TableName="Phones", Item={"Company": {"S": "Acme"}, "Model": {"S": "X"}, "Price": {"N": "9.99"}})
-    config, _ = _config(tmp_path, moto_endpoint, kafka_bootstrap, {"name": "Phones"})
+    config, _ = _config(tmp_path, moto_endpoint, None, {"name": "Phones"})
 
     result = run_bridge("schema", "infer", "--config", config, "--table", "Phones", "--limit", "100")
 
@@ -139,6 +141,13 @@ def test_schema_infer_proposes_a_schema_every_scanned_item_fits(tmp_path, dynamo
     assert fields["Price"]["type"] == ["null", {"type": "bytes", "logicalType": "decimal", "precision": 38, "scale": 2}]
     assert "from 4 item(s)" in proposal["doc"]  # 3 phones left after the demo's delete, plus Acme
 
+    (tmp_path / "proposal.avsc").write_text(result.stdout)  # every change of the table fits the proposal
+    typed, _ = _config(tmp_path, moto_endpoint, None, {"name": "Phones", "schema": str(tmp_path / "proposal.avsc")})
+    run = run_bridge("run", "--config", typed, "--until-caught-up")
+    assert run.returncode == 0, run.stderr
+    events = [json.loads(line) for line in run.stdout.splitlines()]
+    assert len(events) == 7 and events[-1]["after"]["Price"] == 9.99
+
 
 def test_scan_for_inference_pages_through_the_table_and_stops_at_the_limit(dynamodb):
     _create_table(dynamodb, "Many")
@@ -148,7 +157,7 @@ def test_scan_for_inference_pages_through_the_table_and_stops_at_the_limit(dynam
     assert len(list(scan_items(dynamodb, "Many", limit=7, page_size=3))) == 7
 
 
-def test_schema_infer_of_a_missing_table_is_a_config_error(tmp_path, dynamodb, moto_endpoint, kafka_bootstrap):
-    config, _ = _config(tmp_path, moto_endpoint, kafka_bootstrap, {"name": "Nowhere"})
+def test_schema_infer_of_a_missing_table_is_a_config_error(tmp_path, dynamodb, moto_endpoint):
+    config, _ = _config(tmp_path, moto_endpoint, None, {"name": "Nowhere"})
     result = run_bridge("schema", "infer", "--config", config, "--table", "Nowhere")
     assert result.returncode == 2 and "Nowhere" in result.stderr

@@ -233,9 +233,7 @@ def test_retention_warning_is_logged_and_flagged_when_headroom_is_below_threshol
     create_orders(dynamodb)
     put(dynamodb, "Orders", "o1")
     # a 24 h threshold: any record that is not yet checkpointed is closer than that to DynamoDB's trimming
-    config = make_config(
-        tmp_path, moto_endpoint, ["Orders"], [{"type": "stdout"}], retention_warning_hours=24, port=free_port()
-    )
+    config = make_config(tmp_path, moto_endpoint, ["Orders"], [{"type": "stdout"}], retention_warning_hours=24)
 
     result = run_bridge("run", "--config", str(config), "--until-caught-up")
 
@@ -243,6 +241,8 @@ def test_retention_warning_is_logged_and_flagged_when_headroom_is_below_threshol
     warnings = [line for line in result.stderr.splitlines() if "retention headroom of shard" in line]
     assert warnings and " WARNING " in warnings[0] and "table Orders" in warnings[0]
     assert "(threshold 24.0 h)" in warnings[0]
+    later = result.stderr.split(warnings[0], 1)[1]
+    assert "retention headroom of shard" in later and "is above the threshold again" in later
 
 
 def test_status_shows_checkpoint_iterator_age_and_headroom_per_shard(tmp_path, dynamodb, moto_endpoint):

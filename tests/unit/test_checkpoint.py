@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bridge.checkpoint import CheckpointStore, CheckpointTracker, ShardCheckpoint
-from bridge.errors import ConfigError
+from bridge.errors import ConfigError, FatalError
 
 
 def test_store_round_trips_checkpoints_keyed_by_stream_arn_and_shard(tmp_path):
@@ -34,3 +34,39 @@ def test_tracker_stores_nothing_until_commit(tmp_path):
     assert store.load() == {("arn", "s1"): ShardCheckpoint("5", False)}
     tracker.commit()
     assert store.load() == {("arn", "s1"): ShardCheckpoint("5", True)}
+
+
+@pytest.mark.parametrize("failing", ["fsync", "replace"])
+def test_crash_while_saving_leaves_the_previous_checkpoint_whole(tmp_path, monkeypatch, failing):
+    store = CheckpointStore(tmp_path / "cp.json")
+    before = {("arn", "s1"): ShardCheckpoint("10", False)}
+    store.save(before)
+
+    def crash(*args):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(f"bridge.checkpoint.os.{failing}", crash)
+    with pytest.raises(FatalError, match=r"cp\.json"):
+        store.save({("arn", "s1"): ShardCheckpoint("20", True)})
+    monkeypatch.undo()
+
+    assert store.load() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["cp.json"]
+
+
+def test_checkpoint_file_is_replaced_not_rewritten_in_place(tmp_path):
+    store = CheckpointStore(tmp_path / "cp.json")
+    store.save({("arn", "s1"): ShardCheckpoint("10", False)})
+    inode = (tmp_path / "cp.json").stat().st_ino
+    store.save({("arn", "s1"): ShardCheckpoint("11", False)})
+    assert (tmp_path / "cp.json").stat().st_ino != inode
+
+
+def test_forgotten_shards_leave_the_checkpoint_at_the_next_commit(tmp_path):
+    store = CheckpointStore(tmp_path / "cp.json")
+    store.save({("arn", "gone"): ShardCheckpoint("5", True), ("arn", "kept"): ShardCheckpoint("7", False)})
+    tracker = CheckpointTracker(store)
+    tracker.forget({("arn", "gone")})
+    tracker.written("arn", "kept", "8")
+    tracker.commit()
+    assert store.load() == {("arn", "kept"): ShardCheckpoint("8", False)}

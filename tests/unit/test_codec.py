@@ -124,3 +124,40 @@ def test_kafka_key_is_the_partition_key_or_canonical_primary_key():
     assert kafka_key(_event({}, {"id": b"\x00"})) == b"\x00"
     primary = kafka_key(_event({}, {"pk": "a", "sk": Decimal("1E+2")}), "primary")
     assert primary == b'{"pk":"a","sk":100}'
+
+
+def _readme_mapping() -> dict[str, str]:
+    """DynamoDB tag -> the generic Avro column of README's "Data mapping" table."""
+    section = Path("README.md").read_text().split("## Data mapping", 1)[1].split("\n## ", 1)[0]
+    rows = [line.split(" | ") for line in section.splitlines() if line.startswith("| `")]
+    return {row[0].strip("| `"): row[2] for row in rows}
+
+
+def _written_branch(value, numbers: str = "exact") -> str:
+    encoded = EnvelopeCodec(numbers=numbers).encode(_event({"v": value}), ts_ms=1)
+    record = fastavro.schemaless_reader(io.BytesIO(encoded[10:]), envelope_schema(), None, return_record_name=True)
+    written = record["after"]["v"]["value"]
+    if isinstance(written, tuple):
+        return written[0].rsplit(".", 1)[1]
+    kinds = {str: "string", bool: "boolean", int: "long", float: "double", bytes: "bytes", dict: "map", list: "array"}
+    return "null" if written is None else kinds[type(written)]
+
+
+def test_readme_mapping_table_names_the_generic_branch_each_dynamodb_type_is_written_as():
+    table = _readme_mapping()
+    samples = {
+        "S": [("x", "exact")],
+        "N": [(7, "exact"), (Decimal("1.5"), "exact"), (Decimal("1.5"), "double"), (Decimal("1.5"), "string")],
+        "B": [(b"\x00", "exact")],
+        "BOOL": [(True, "exact")],
+        "NULL": [(None, "exact")],
+        "M": [({"a": 1}, "exact")],
+        "L": [([1], "exact")],
+        "SS": [(DynamoSet("SS", ["a"]), "exact")],
+        "NS": [(DynamoSet("NS", [1]), "exact")],
+        "BS": [(DynamoSet("BS", [b"a"]), "exact")],
+    }
+    assert sorted(table) == sorted(samples)
+    for tag, cases in samples.items():
+        for value, numbers in cases:
+            assert f"`{_written_branch(value, numbers)}" in table[tag], (tag, numbers)

@@ -89,6 +89,11 @@ def test_top_level_attribute_that_is_no_avro_name_is_a_clear_error():
         infer_item_schema([{"first-name": "x"}], "T")
 
 
+def test_inference_needs_at_least_one_item():
+    with pytest.raises(ConfigError, match="no items to infer a schema from"):
+        infer_item_schema([], "Empty")
+
+
 def _config(tmp_path, table: dict) -> str:
     path = tmp_path / "bridge.yaml"
     path.write_text(json.dumps({"tables": [table], "sinks": [{"type": "stdout"}]}))
@@ -113,6 +118,7 @@ def test_schema_command_prints_the_generic_envelope_for_a_table_without_schema(t
     [
         ({"name": "T"}, ["--table", "Nope"], "no table 'Nope'"),
         ({"name": "T", "schema": "missing.avsc"}, ["--table", "T"], "schema file missing.avsc cannot be read"),
+        ({"name": "T"}, ["infer", "--table", "T", "--limit", "0"], "--limit must be at least 1"),
     ],
 )
 def test_schema_command_config_problems_exit_2(tmp_path, capsys, table, args, message):

@@ -6,13 +6,16 @@ numbers as `Decimal` and sets as sets (so a set that came back as a plain list f
 
 from __future__ import annotations
 
-from decimal import Decimal
+import contextlib
+from decimal import Context, Decimal
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bridge.codec import EnvelopeCodec, decode_value
-from bridge.normalize import normalize_value, to_change_event
+from bridge.codec.keys import canonical_number
+from bridge.errors import PoisonRecordError
+from bridge.normalize import normalize_item, normalize_value, to_change_event
 from tests.dynamo_values import as_stream_json, attribute_values, binaries, comparable, items, names, numbers, oracle
 
 EXAMPLES = settings(max_examples=2000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -159,3 +162,32 @@ def test_typed_envelope_returns_every_field_as_typedeserializer_reads_it_coerced
     assert isinstance(decoded["exact"], str)
     decoded["exact"] = Decimal(decoded["exact"])  # the number's exact text
     assert comparable(decoded) == _expected_typed(item)
+
+
+@settings(max_examples=500, deadline=None)
+@given(number=numbers)
+def test_kafka_key_of_a_number_is_its_exact_canonical_text(number):
+    exact = oracle({"N": number})
+    key = canonical_number(normalize_value({"N": number}))
+    assert Decimal(key) == exact and "E" not in key
+    assert key == canonical_number(exact.normalize(Context(prec=40)))  # 1.50 and 1.5 share one key
+
+
+_JSON = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(), st.text(max_size=5), st.binary(max_size=3)),
+    lambda children: st.one_of(
+        st.lists(children, max_size=3),
+        st.dictionaries(
+            st.sampled_from(["S", "N", "B", "BOOL", "NULL", "M", "L", "SS", "NS", "BS", "x"]), children, max_size=2
+        ),
+    ),
+    max_leaves=8,
+)
+
+
+@settings(max_examples=1000, deadline=None)
+@given(garbage=st.one_of(_JSON, st.dictionaries(names, _JSON, max_size=3)))
+def test_malformed_attribute_values_raise_only_poison_record_errors(garbage):
+    for normalize in (normalize_value, normalize_item):
+        with contextlib.suppress(PoisonRecordError):  # any other exception fails the test
+            normalize(garbage)

@@ -7,7 +7,7 @@ import logging
 import pytest
 
 from bridge.checkpoint import CheckpointStore
-from bridge.errors import FatalError
+from bridge.errors import ConfigError, FatalError
 from tests.fake_streams import FakeAWS
 from tests.stream_harness import (
     BridgeThread,
@@ -194,3 +194,15 @@ def test_shard_trimmed_away_while_it_is_being_read_stops_with_an_error(tmp_path,
     assert isinstance(error, FatalError)
     assert f"shard {parent}" in str(error) and "trimmed away" in str(error)
     assert sink.count() == 10
+
+
+def test_table_deleted_while_the_bridge_was_away_is_a_clear_startup_error(tmp_path, changes):
+    aws = changes.aws
+    aws.create_table("T")
+    changes.many("T", 5)
+    config = make_config(tmp_path / "cp.json", [{"name": "T"}])
+    run_until_caught_up(aws, config, MemorySink())
+    aws.delete_table("T")
+
+    with pytest.raises(ConfigError, match="table 'T' does not exist"):
+        run_until_caught_up(aws, config, MemorySink())

@@ -79,6 +79,7 @@ def test_typed_value_decodes_with_plain_fastavro_and_the_printed_writer_schema()
         ({"price": Decimal("1E+28")}, "after.price", "more than 38 digits"),
         ({"cents": Decimal("0.001")}, "after.cents", "more than 2 decimal places"),
         ({"flag": "yes"}, "after.flag", "expected a boolean"),
+        ({"flag": None}, "after.flag", "expected a boolean, got a null"),
         ({"blob": "text"}, "after.blob", "expected binary"),
         ({"tags": DynamoSet("BS", [b"x"])}, "after.tags[0]", "expected a string"),
         ({"attrs": {"k": True}}, "after.attrs.k", "expected a string"),
@@ -160,3 +161,24 @@ def test_typed_envelope_keeps_the_generic_envelope_apart_from_the_item_type():
         "null",
         "test.typed.Gadget",
     ]
+
+
+def test_named_types_are_reused_by_name_and_records_may_nest_themselves(tmp_path):
+    money = {"type": "fixed", "name": "Money", "size": 8, "logicalType": "decimal", "precision": 18, "scale": 2}
+    schema = {
+        "type": "record",
+        "name": "Node",
+        "fields": [
+            {"name": "price", "type": money},
+            {"name": "tax", "type": "Money"},
+            {"name": "next", "type": ["null", "Node"], "default": None},
+        ],
+    }
+    path = tmp_path / "node.avsc"
+    path.write_text(json.dumps(schema))
+    item = {"price": Decimal("1.25"), "tax": 2, "next": {"price": 3, "tax": Decimal("0.5")}}
+    after = decode_value(EnvelopeCodec(item_schema=str(path)).encode(_event(item)))["after"]
+    assert after == {"price": Decimal("1.25"), "tax": 2, "next": {"price": 3, "tax": Decimal("0.5"), "next": None}}
+    with pytest.raises(PoisonRecordError) as caught:
+        EnvelopeCodec(item_schema=str(path)).encode(_event({**item, "next": {"price": 1, "tax": Decimal("0.001")}}))
+    assert caught.value.path == "after.next.tax"
