@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 
-.PHONY: demo test lint format docs kafka-jars clean
+.PHONY: demo test bench lint format docs kafka-jars clean
 
 demo: $(VENV)/.demo-installed  ## run the bridge on an in-process DynamoDB with the Phones table
 	$(BIN)/cdc-bridge demo
@@ -12,6 +12,9 @@ test: $(VENV)/.test-installed kafka-jars  ## lint, then unit, integration and fa
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/pytest
+
+bench: $(VENV)/.bench-installed kafka-jars  ## run every benchmark of bench/README.md; table on stdout, bench/results.json
+	$(BIN)/python -m bench
 
 lint: $(VENV)/.test-installed
 	$(BIN)/ruff check .
@@ -41,6 +44,10 @@ $(VENV)/.demo-installed: pyproject.toml | $(VENV)/bin/python
 $(VENV)/.test-installed: pyproject.toml tests/plugin_sink/pyproject.toml | $(VENV)/bin/python
 	$(BIN)/pip install -q -e '.[test]'
 	$(BIN)/pip install -q -e tests/plugin_sink  # a third-party sink for the sink conformance tests
+	touch $@
+
+$(VENV)/.bench-installed: pyproject.toml | $(VENV)/bin/python
+	$(BIN)/pip install -q -e '.[bench]'
 	touch $@
 
 clean:

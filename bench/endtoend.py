@@ -87,7 +87,9 @@ def run_bridge(bootstrap: str, records: int, workdir: Path, name: str) -> dict:
     try:
         topic = f"bench-{name.replace('/', '-')}-{uuid.uuid4().hex[:6]}"
         config = bridge_config(workdir, f"http://127.0.0.1:{server.port}", bootstrap, topic)
-        run = measure(python("-m", "bridge", "--log-level", "WARNING", "run", "--config", str(config), "--until-caught-up"))
+        run = measure(
+            python("-m", "bridge", "--log-level", "WARNING", "run", "--config", str(config), "--until-caught-up")
+        )
     finally:
         server.stop()
     if run.returncode != 0:
@@ -108,11 +110,9 @@ def run_plain_loop(bootstrap: str, records: int) -> dict:
     try:
         topic = f"bench-plain-{uuid.uuid4().hex[:6]}"
         create_topic(bootstrap, topic)
+        endpoint = f"http://127.0.0.1:{server.port}"
         run = measure(
-            python(
-                "-m", "bench.plainloop", "--endpoint", f"http://127.0.0.1:{server.port}",
-                "--bootstrap", bootstrap, "--topic", topic,
-            )  # fmt: skip
+            python("-m", "bench.plainloop", "--endpoint", endpoint, "--bootstrap", bootstrap, "--topic", topic)
         )
     finally:
         server.stop()

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import argparse
 import bisect
-import json
 import contextlib
+import json
 import sys
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path

@@ -70,7 +70,7 @@ class Service:
     """A long-running child (the local AWS endpoint) that prints `READY <port>` when it serves."""
 
     def __init__(self, args: list[str], timeout: float = 300) -> None:
-        self.log = tempfile.TemporaryFile()
+        self.log = tempfile.TemporaryFile()  # noqa: SIM115  # closed by stop()
         self.process = subprocess.Popen(
             args, stdout=subprocess.PIPE, stderr=self.log, env=environment(), cwd=ROOT, start_new_session=True
         )

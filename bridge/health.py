@@ -15,8 +15,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from bridge import metrics
 from bridge.errors import ConfigError
-from bridge.metrics import REGISTRY
 
 log = logging.getLogger(__name__)
 Readiness = Callable[[], list[str]]
@@ -25,8 +25,9 @@ Readiness = Callable[[], list[str]]
 def pipeline_readiness(pipeline) -> list[str]:
     """What keeps `pipeline` from replicating now, one short sentence each; empty when it is ready.
 
-    The source is ready once it has listed the shards of every table's stream; each sink is ready when open
-    and, if it has a `readiness()` method (the Kafka sink does), when that returns None.
+    The source is ready once it has listed the shards of every table's stream and no table's last GetRecords
+    call failed (throttling aside); each sink is ready when open and, if it has a `readiness()` method (the
+    Kafka sink does), when that returns None.
     """
     problems = []
     source = getattr(pipeline, "source", None)
@@ -36,6 +37,7 @@ def pipeline_readiness(pipeline) -> list[str]:
         for table in list(getattr(source, "tables", [])):
             if not getattr(table, "discovered", True):
                 problems.append(f"source: shards of table {table.name} not listed yet")
+        problems.extend(metrics.source_problems())
     sinks = getattr(pipeline, "sinks", None)
     if sinks is None:
         problems.append("sinks: not opened yet")
@@ -68,7 +70,7 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         path = self.path.split("?", 1)[0]
         if path == "/metrics":
-            self._send(200, generate_latest(REGISTRY), CONTENT_TYPE_LATEST)
+            self._send(200, generate_latest(metrics.REGISTRY), CONTENT_TYPE_LATEST)
         elif path == "/healthz":
             self._send(200, b'{"alive": true}\n', "application/json")
         elif path == "/ready":

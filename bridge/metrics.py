@@ -84,6 +84,7 @@ CHECKPOINT_AGE = Gauge(
 )
 
 _lock = threading.Lock()
+_failing: dict[str, str] = {}  # table -> last GetRecords error (not throttling) since its last successful call
 _waiting_since: float | None = None  # monotonic time of the first write not covered by a checkpoint
 CHECKPOINT_LOG_INTERVAL_S = 60.0  # "checkpoint written" at INFO at most this often, else at DEBUG
 _checkpoint_log = Every(CHECKPOINT_LOG_INTERVAL_S)
@@ -149,6 +150,9 @@ def records_read(table: str, stream_arn: str, shard_id: str, records: list[dict]
     GET_RECORDS.labels(table).inc()
     if records:
         RECORDS_READ.labels(table).inc(len(records))
+    if table in _failing:
+        with _lock:
+            _failing.pop(table, None)
     lag = LAG.read(table, stream_arn, shard_id, records)
     if records and lag.iterator_age_s is not None:
         READ_AGE.observe(lag.iterator_age_s)
@@ -161,6 +165,15 @@ def get_records_failed(table: str, error: BaseException) -> None:
     code = response.get("Error", {}).get("Code", "")
     throttled = any(word in code for word in ("Limit", "Throttl", "Throughput"))
     RETRIES.labels(table, "throttled" if throttled else "error").inc()
+    if not throttled:
+        with _lock:
+            _failing[table] = str(error)
+
+
+def source_problems() -> list[str]:
+    """Tables whose last GetRecords call failed with an error other than throttling (for `/ready`)."""
+    with _lock:
+        return [f"source: GetRecords of table {table} failing: {error}" for table, error in sorted(_failing.items())]
 
 
 def events_written(events: Iterable) -> None:

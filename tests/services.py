@@ -89,7 +89,9 @@ class KafkaBroker:
         }
         self.config.write_text(string.Template(TEMPLATE.read_text()).substitute(values))
         self.process: subprocess.Popen | None = None
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        cluster_id = "-"
+        while cluster_id.startswith("-"):  # a leading "-" would be read as an option by StorageTool
+            cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
         formatted = self._java("kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(self.config))
         if formatted.wait(timeout=120) != 0:
             raise ServiceError(f"formatting Kafka storage failed; see {self.log}:\n{_tail(self.log)}")

@@ -38,14 +38,29 @@ _pack_double = struct.Struct("<d").pack
 _EXACT = Context(prec=200, Emin=-999_999, Emax=999_999, traps=[Inexact, Rounded])
 
 
-def uvarint(n: int) -> bytes:
-    """An unsigned varint (7 bits per byte, low bits first), as Avro writes zig-zagged numbers."""
+def _uvarint_slow(n: int) -> bytes:
     out = bytearray()
     while n > 0x7F:
         out.append((n & 0x7F) | 0x80)
         n >>= 7
     out.append(n)
     return bytes(out)
+
+
+_UVARINT = [_uvarint_slow(n) for n in range(1 << 14)]  # every value of up to 14 bits
+_UVARINT_MORE = [bytes(((c & 0x7F) | 0x80, (c >> 7) | 0x80)) for c in range(1 << 14)]  # 14 bits, more follow
+
+
+def uvarint(n: int) -> bytes:
+    """An unsigned varint (7 bits per byte, low bits first), as Avro writes zig-zagged numbers."""
+    if n < 16384:
+        return _UVARINT[n]
+    parts = []
+    while n >= 16384:
+        parts.append(_UVARINT_MORE[n & 0x3FFF])
+        n >>= 14
+    parts.append(_UVARINT[n])
+    return b"".join(parts)
 
 
 def zigzag(n: int) -> bytes:
@@ -109,7 +124,11 @@ def value_writer(schema: dict, numbers: str = "exact") -> Callable[[bytearray, d
     vsd, double, array, map_ = tag["VariableScaleDecimal"], tag["double"], tag["array"], tag["map"]
     set_tags = {"SS": tag["StringSet"], "NS": tag["NumberSet"], "BS": tag["BinarySet"]}
     true, false = boolean + b"\x01", boolean + b"\x00"
-    length, table_size, small_long = _LENGTH, _TABLE_SIZE, _SMALL_LONG
+    length, table_size = _LENGTH, _TABLE_SIZE
+    # a union branch and what follows it in one piece: fewer appends in the hottest loop
+    string_head = [string + n for n in _LENGTH]
+    array_head = [array + n for n in _LENGTH]
+    small_long_head = [long_ + n for n in _SMALL_LONG]
 
     def number(out: bytearray, value: int | Decimal) -> None:
         if numbers == "double":
@@ -134,24 +153,26 @@ def value_writer(schema: dict, numbers: str = "exact") -> Callable[[bytearray, d
         if kind is str:
             data = item.encode()
             n = len(data)
-            out += string
-            out += length[n] if n < table_size else zigzag(n)
+            out += string_head[n] if n < table_size else string + zigzag(n)
             out += data
         elif kind is int and exact and -table_size <= item < table_size:
-            out += long_
-            out += small_long[item + table_size]
+            out += small_long_head[item + table_size]
+        elif kind is Decimal and exact:
+            out += vsd
+            out += _vsd(item)
         elif kind is int or kind is Decimal:
             number(out, item)
         elif kind is dict:
             out += map_
             mapping(out, item)
         elif kind is list:
-            out += array
             if item:
-                out += length[len(item)] if len(item) < table_size else zigzag(len(item))
+                out += array_head[len(item)] if len(item) < table_size else array + zigzag(len(item))
                 for element in item:
                     value(out, element)
-            out += b"\x00"
+                out += b"\x00"
+            else:
+                out += array_head[0]
         elif kind is bool:
             out += true if item else false
         elif item is None:
@@ -180,12 +201,17 @@ def value_writer(schema: dict, numbers: str = "exact") -> Callable[[bytearray, d
         else:
             raise TypeError(f"cannot encode {kind.__name__} as a DynamoDB value")
 
+    names: dict[str, bytes] = {}  # attribute name -> its encoded form (length + UTF-8); names repeat a lot
+
     def mapping(out: bytearray, item: dict) -> None:
         if item:
             out += length[len(item)] if len(item) < table_size else zigzag(len(item))
             for name, element in item.items():
-                key = name.encode()
-                out += length[len(key)] if len(key) < table_size else zigzag(len(key))
+                key = names.get(name)
+                if key is None:
+                    key = _string(name)
+                    if len(names) < 10_000:
+                        names[name] = key
                 out += key
                 value(out, element)
         out += b"\x00"

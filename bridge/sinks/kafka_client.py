@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 # them, it does not fail them (the pipeline holds the checkpoint and stops reading meanwhile).
 DELIVERY_TIMEOUT_MS = 7 * 24 * 3600 * 1000
 BOOTSTRAP_TIMEOUT_MS = 5000  # one connection attempt at startup; the pipeline retries with backoff
+RECONNECT_BACKOFF_MAX_MS = 5000  # a broker that is back is used again within 5 s (kafka-python's default: 30 s)
 
 
 class StaticTokenProvider(AbstractTokenProvider):
@@ -53,6 +54,7 @@ def client_options(config: Any) -> dict[str, Any]:
         "client_id": config.client_id,
         "security_protocol": config.security_protocol,
         "bootstrap_timeout_ms": BOOTSTRAP_TIMEOUT_MS,
+        "reconnect_backoff_max_ms": RECONNECT_BACKOFF_MAX_MS,
     }
     if config.security_protocol in ("SSL", "SASL_SSL"):
         options.update(

@@ -22,6 +22,7 @@ class TableStream:
     """Read state of one table: its current stream's shard tree, newer streams to read next, and flags."""
 
     def __init__(self, config, info: TableInfo, checkpoints: dict[ShardKey, ShardCheckpoint]) -> None:
+        """`config` is the table's `TableConfig` (`name`, `start_position`, `on_trimmed`)."""
         self.name: str = config.name
         self.start_position: str = config.start_position
         self.on_trimmed: str = config.on_trimmed

@@ -63,9 +63,10 @@ def test_records_read_count_calls_records_and_set_the_shards_iterator_age():
     metrics.records_read(table, ARN, shard, [])
     metrics.get_records_failed(table, retriable("LimitExceededException"))
     metrics.get_records_failed(table, retriable("InternalServerError"))
+    metrics.records_read(table, ARN, shard, [])
 
     assert metrics.value("cdc_bridge_records_read_total", {"table": table}) == 2
-    assert metrics.value("cdc_bridge_get_records_calls_total", {"table": table}) == 4
+    assert metrics.value("cdc_bridge_get_records_calls_total", {"table": table}) == 5
     assert metrics.value("cdc_bridge_get_records_retries_total", {"table": table, "reason": "throttled"}) == 1
     assert metrics.value("cdc_bridge_get_records_retries_total", {"table": table, "reason": "error"}) == 1
     assert metrics.value("cdc_bridge_iterator_age_seconds", {"table": table, "shard": shard}) == 0.0
@@ -140,3 +141,16 @@ def test_checkpoint_written_logs_at_info_at_most_once_per_interval(caplog, monke
 
     levels = [r.levelno for r in caplog.records if "checkpoint written" in r.getMessage()]
     assert levels == [logging.INFO, logging.DEBUG, logging.DEBUG, logging.INFO, logging.DEBUG]
+
+
+def test_a_failing_table_is_a_source_problem_until_its_next_successful_read():
+    table = unique("Orders")
+    metrics.get_records_failed(table, retriable("LimitExceededException"))
+    assert not [p for p in metrics.source_problems() if table in p]  # throttling is not an outage
+
+    metrics.get_records_failed(table, retriable("InternalServerError"))
+    (problem,) = [p for p in metrics.source_problems() if table in p]
+    assert problem.startswith(f"source: GetRecords of table {table} failing: ")
+
+    metrics.records_read(table, ARN, unique("shard"), [])
+    assert not [p for p in metrics.source_problems() if table in p]

@@ -9,6 +9,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from bridge import metrics
 from bridge.errors import ConfigError
 from bridge.health import HealthServer, pipeline_readiness, producer_readiness
 
@@ -74,6 +75,11 @@ class ReadySink:
         return self.problem
 
 
+@pytest.fixture(autouse=True)
+def no_failing_tables(monkeypatch):
+    monkeypatch.setattr(metrics, "_failing", {})
+
+
 def test_pipeline_is_ready_when_streams_are_listed_and_sinks_connected():
     source = SimpleNamespace(tables=[SimpleNamespace(name="Orders", discovered=True)])
     pipeline = SimpleNamespace(source=source, sinks=[ReadySink(None), object()])
@@ -92,3 +98,11 @@ def test_pipeline_readiness_names_every_part_that_is_not_ready():
 
 def test_producer_readiness_needs_an_open_producer():
     assert producer_readiness(None, "b:9092") == "not connected yet to a Kafka broker at b:9092"
+
+
+def test_a_table_whose_get_records_calls_fail_makes_the_source_not_ready():
+    source = SimpleNamespace(tables=[SimpleNamespace(name="Orders", discovered=True)])
+    metrics._failing["Orders"] = "cannot reach https://streams.dynamodb.us-east-1.amazonaws.com"
+    assert pipeline_readiness(SimpleNamespace(source=source, sinks=[])) == [
+        "source: GetRecords of table Orders failing: cannot reach https://streams.dynamodb.us-east-1.amazonaws.com"
+    ]

@@ -182,3 +182,10 @@ def test_named_types_are_reused_by_name_and_records_may_nest_themselves(tmp_path
     with pytest.raises(PoisonRecordError) as caught:
         EnvelopeCodec(item_schema=str(path)).encode(_event({**item, "next": {"price": 1, "tax": Decimal("0.001")}}))
     assert caught.value.path == "after.next.tax"
+
+
+def test_raw_typed_value_decodes_with_the_writer_schema_passed_in():
+    codec = EnvelopeCodec(wire_format="raw", item_schema="schemas/phones.avsc")
+    value = codec.encode(_event({"Company": "Acme", "Model": "X"}))
+    assert value[:2] != b"\xc3\x01"
+    assert decode_value(value, codec.schema)["after"] == {"Company": "Acme", "Model": "X", "Size": None, "Colors": None}

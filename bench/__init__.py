@@ -1,0 +1,1 @@
+"""Benchmarks of cdc-bridge: `python -m bench` (see bench/README.md)."""

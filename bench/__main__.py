@@ -1,0 +1,181 @@
+"""`python -m bench`: every benchmark of bench/README.md, one table on stdout, figures in bench/results.json.
+
+Environment knobs (defaults are the specified benchmark; smaller values are for development only):
+`BENCH_RECORDS` (100000) corpus of the codec and end-to-end runs, `BENCH_MEMORY_RECORDS` (400000) the large
+backlog, `BENCH_BASELINE_RECORDS` (10000) records for the two slow baselines, `BENCH_LATENCY_SECONDS` (60).
+`--only codec,end-to-end,memory,latency` runs some of them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from bench import endtoend, latency
+from bench.process import ROOT, environment, python
+
+RESULTS = ROOT / "bench" / "results.json"
+PARTS = ("codec", "end-to-end", "memory", "latency")
+
+
+def _int(name: str, default: int) -> int:
+    return int(os.environ.get(name, default))
+
+
+def _codec_chain(chain: str, records: int) -> dict:
+    run = subprocess.run(
+        python("-m", "bench.codec", "--chain", chain, "--records", str(records)),
+        env=environment(),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if run.returncode != 0:
+        raise RuntimeError(f"codec chain {chain} failed:\n{run.stderr[-3000:]}")
+    return json.loads(run.stdout.strip().splitlines()[-1])
+
+
+def codec(records: int, baseline_records: int) -> list[dict]:
+    results = [_codec_chain(chain, records) for chain in ("normalize", "encode", "normalize+encode", "naive-json")]
+    naive = _codec_chain("naive-avro", baseline_records)
+    ours = next(r for r in results if r["benchmark"] == "codec/normalize+encode")
+    json_chain = next(r for r in results if r["benchmark"] == "codec/naive-json")
+    ours["baseline"] = naive["benchmark"]
+    ours["baseline_records_per_s"] = naive["records_per_s"]
+    ours["ratio"] = round(ours["records_per_s"] / naive["records_per_s"], 2)
+    ours["target"] = "ratio >= 5 (stretch: >= naive-json)"
+    ours["met"] = ours["ratio"] >= 5
+    ours["vs_naive_json"] = round(ours["records_per_s"] / json_chain["records_per_s"], 2)
+    return [*results, naive]
+
+
+def _broker(workdir: Path):
+    sys.path.insert(0, str(ROOT))
+    from tests.services import KafkaBroker
+
+    broker = KafkaBroker(workdir, partitions=endtoend.PARTITIONS)
+    broker.start()
+    return broker
+
+
+def end_to_end(bootstrap: str, workdir: Path, records: int, baseline_records: int) -> list[dict]:
+    bridge = endtoend.run_bridge(bootstrap, records, workdir, "end-to-end/bridge")
+    plain = endtoend.run_plain_loop(bootstrap, baseline_records)
+    bridge["baseline"] = plain["benchmark"]
+    bridge["baseline_records_per_s"] = plain["records_per_s"]
+    bridge["ratio"] = round(bridge["records_per_s"] / plain["records_per_s"], 2)
+    bridge["target"] = "ratio >= 5 and >= 6000 records/s"
+    bridge["met"] = bridge["ratio"] >= 5 and bridge["records_per_s"] >= 6000
+    return [bridge, plain]
+
+
+def memory(bootstrap: str, workdir: Path, small: dict | None, records: int, large_records: int) -> list[dict]:
+    small = small or endtoend.run_bridge(bootstrap, records, workdir, "end-to-end/bridge")
+    large = endtoend.run_bridge(bootstrap, large_records, workdir, f"memory/bridge-{large_records}")
+    growth = large["peak_rss_mb"] / small["peak_rss_mb"] - 1
+    large["baseline"] = f"bridge with {small['records']} records"
+    large["baseline_peak_rss_mb"] = small["peak_rss_mb"]
+    large["rss_growth"] = round(growth, 3)
+    large["target"] = "peak RSS <= 300 MB, within 10% of the smaller backlog"
+    large["met"] = max(large["peak_rss_mb"], small["peak_rss_mb"]) <= 300 and abs(growth) <= 0.10
+    return [large]
+
+
+def measure_latency(bootstrap: str, workdir: Path) -> list[dict]:
+    result = latency.run(bootstrap, workdir)
+    result["target"] = "p99 <= 1.5 s, nothing missing"
+    result["met"] = result["p99_s"] <= 1.5 and result["missing"] == 0
+    return [result]
+
+
+def table(results: list[dict]) -> str:
+    header = (
+        f"{'benchmark':<28} {'records':>8} {'records/s':>10} {'us/record':>10} {'peak RSS MB':>11}  "
+        "vs baseline / target"
+    )
+    lines = [header, "-" * len(header)]
+    for r in results:
+        if r["benchmark"] == "latency":
+            figures = f"p50 {r['p50_s']} s  p95 {r['p95_s']} s  p99 {r['p99_s']} s  ({r['write_rate_per_s']} writes/s)"
+            lines.append(f"{'latency':<28} {r['records']:>8}  {figures}")
+        else:
+            lines.append(
+                f"{r['benchmark']:<28} {r['records']:>8} {r['records_per_s']:>10} {r['us_per_record']:>10} "
+                f"{r['peak_rss_mb']:>11}"
+            )
+        if "ratio" in r:
+            lines[-1] += f"  {r['ratio']}x {r['baseline']} ({r['baseline_records_per_s']}/s)"
+        if "rss_growth" in r:
+            lines[-1] += f"  {r['rss_growth']:+.1%} RSS vs {r['baseline_peak_rss_mb']} MB"
+        if "met" in r:
+            lines[-1] += f"  [{'met' if r['met'] else 'MISSED'}: {r['target']}]"
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--only", default=",".join(PARTS), help="comma-separated subset of " + ", ".join(PARTS))
+    args = parser.parse_args(argv)
+    parts = [p for p in args.only.split(",") if p]
+    unknown = set(parts) - set(PARTS)
+    if unknown:
+        parser.error(f"unknown benchmark(s): {', '.join(sorted(unknown))}")
+    for name, value in environment().items():
+        if name.startswith("AWS_"):
+            os.environ.setdefault(name, value)
+    records = _int("BENCH_RECORDS", 100_000)
+    baseline_records = _int("BENCH_BASELINE_RECORDS", 10_000)
+    started = time.monotonic()
+    load_before = os.getloadavg()[0]
+    results: list[dict] = []
+    if "codec" in parts:
+        results += codec(records, baseline_records)
+        print(table(results), flush=True)
+    if {"end-to-end", "memory", "latency"} & set(parts):
+        with tempfile.TemporaryDirectory(prefix="cdc-bench-") as temp:
+            workdir = Path(temp)
+            broker = _broker(workdir)
+            try:
+                small = None
+                if "end-to-end" in parts:
+                    results += end_to_end(broker.bootstrap, workdir, records, baseline_records)
+                    small = results[-2]
+                if "memory" in parts:
+                    results += memory(broker.bootstrap, workdir, small, records, _int("BENCH_MEMORY_RECORDS", 400_000))
+                if "latency" in parts:
+                    results += measure_latency(broker.bootstrap, workdir)
+            finally:
+                broker.stop()
+    report = {
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "machine": {
+            "cores": os.cpu_count(),
+            "memory_gb": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+        },
+        "duration_s": round(time.monotonic() - started, 1),
+        "load_average_1min": {"before": round(load_before, 2), "after": round(os.getloadavg()[0], 2)},
+        "results": results,
+    }
+    RESULTS.write_text(json.dumps(report, indent=1) + "\n")
+    print()
+    print(table(results))
+    load = report["load_average_1min"]
+    print(
+        f"\n{report['date']}, {report['machine']['cores']} cores, load average {load['before']} -> {load['after']}, "
+        f"{report['duration_s']} s; written to {RESULTS}"
+    )
+
+
+if __name__ == "__main__":
+    main()
