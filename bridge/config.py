@@ -266,8 +266,10 @@ def _convert(tp: Any, value: Any, path: str, ctx: _Context) -> Any:
             return tp(value)
     if tp is str and isinstance(value, str):
         return value
-    if tp is Secret and isinstance(value, str):
-        return Secret(value)
+    if tp is Secret:
+        if isinstance(value, str):
+            return Secret(value)
+        raise ctx.error(path, f"expected a string (secret; quote it or use ${{VAR}}), got a {type(value).__name__}")
     if tp is Any:
         return value
     raise ctx.error(path, f"expected {describe_type(tp)}, got {type(value).__name__} {value!r}")

@@ -72,3 +72,10 @@ def test_a_compression_codec_that_is_not_installed_names_the_extra(monkeypatch):
     problems = check_settings(settings, available=lambda codec: codec != "zstd")
     assert problems == [("compression", "zstd needs its codec package: pip install 'cdc-bridge[zstd]'")]
     assert check_settings(settings, available=lambda codec: True) == []
+
+
+def test_a_secret_that_is_not_a_string_is_refused_without_echoing_it():
+    with pytest.raises(ConfigError) as caught:
+        parse_config(YAML.replace("${KAFKA_PASSWORD}", "987654321"))
+    assert "sinks[0].sasl_password: expected a string (secret" in str(caught.value)
+    assert "987654321" not in str(caught.value)

@@ -15,7 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bridge.codec.avro import envelope_schema
+from bridge.codec.avro import EnvelopeCodec, envelope_schema
 from bridge.codec.writer import EnvelopeWriter, uvarint, zigzag
 from bridge.normalize import INT64_MAX, INT64_MIN, ChangeEvent, DynamoSet, Position
 
@@ -146,6 +146,15 @@ def test_writer_bytes_equal_fastavro_bytes_and_decode_with_fastavro(event, ts_ms
     assert decoded["op"] == event.op and decoded["ts_ms"] == ts_ms
     assert decoded["source"]["sequence_number"] == event.position.sequence_number
     assert (decoded["after"] is None) == (event.after is None)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(event=events, ts_ms=int64, numbers=st.sampled_from(["exact", "double", "string"]))
+def test_generic_codec_values_are_fastavro_bytes_behind_the_single_object_header(event, ts_ms, numbers):
+    codec = EnvelopeCodec(numbers=numbers)
+    value = codec.encode(event, ts_ms)
+    assert value[:10] == b"\xc3\x01" + codec.fingerprint
+    assert value[10:] == fastavro_body(event, ts_ms, numbers)
 
 
 def test_long_strings_and_large_collections_use_multi_byte_lengths():
