@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import gc
 import logging
 import os
 import signal
@@ -69,6 +70,10 @@ def _run(args: argparse.Namespace) -> None:
     config = load_config(args.config)
     pipeline = Pipeline(config)
     _install_signal_handlers(pipeline)
+    # Start-up objects live for the whole run, and each GetRecords page brings ~10^5 short-lived containers that
+    # form no cycles: fewer collections cut the CPU per record by ~18% (bench/README.md, "Garbage collection").
+    gc.freeze()
+    gc.set_threshold(100_000, 50, 100)
     pipeline.run(until_caught_up=args.until_caught_up)
 
 

@@ -84,6 +84,15 @@ def stderr_handler() -> StderrHandler | None:
     return next((h for h in logging.getLogger().handlers if isinstance(h, StderrHandler)), None)
 
 
+def print_error(message: str) -> None:
+    """The command's last word on stderr: the plain line, or one JSON object when logs are JSON."""
+    handler = stderr_handler()
+    if handler is not None and isinstance(handler.formatter, JsonFormatter):
+        record = logging.LogRecord("bridge", logging.ERROR, __file__, 0, message, None, None)
+        message = handler.formatter.format(record)
+    print(message, file=sys.stderr)
+
+
 class Every:
     """`due()` is true at most once per `interval` seconds (for INFO lines of periodic events)."""
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 from botocore.exceptions import ClientError, EndpointConnectionError, NoCredentialsError
 
@@ -75,35 +75,39 @@ def table_status(config: Config, dynamodb, streams, checkpoints: dict, now: floa
         never_started = not arns and not any(arn == info.stream_arn for arn, _ in checkpoints)
         for arn in [*arns, info.stream_arn]:
             try:
-                listed = [shard["ShardId"] for shard in list_shards(streams, arn).shards]
+                listed = {shard["ShardId"] for shard in list_shards(streams, arn).shards}
             except ResourceGone:
-                listed = []
-            stored = [shard for a, shard in checkpoints if a == arn]
-            for shard_id in sorted(set(listed) | set(stored)):
+                listed = set()
+            stored = {shard for a, shard in checkpoints if a == arn}
+            for shard_id in sorted(listed | stored):
+                status = ShardStatus(table.name, arn, shard_id, None, False, "", None, None)
                 checkpoint = checkpoints.get((arn, shard_id))
-                sequence = checkpoint.sequence_number if checkpoint else None
-                if checkpoint and checkpoint.finished:
-                    result.append(ShardStatus(table.name, arn, shard_id, sequence, True, "finished", None, None))
-                    continue
-                if shard_id not in listed:
-                    result.append(ShardStatus(table.name, arn, shard_id, sequence, False, "not listed", None, None))
-                    continue
-                if never_started and table.start_position == "latest":
-                    result.append(ShardStatus(table.name, arn, shard_id, None, False, "not started", None, None))
-                    continue
-                state, oldest = _probe(streams, arn, shard_id, checkpoint)
-                if state == "behind" and oldest is not None:
-                    age = max(0.0, now - oldest)
-                    result.append(
-                        ShardStatus(table.name, arn, shard_id, sequence, False, state, age, RETENTION_S - age)
-                    )
-                elif state == "caught up":
-                    result.append(ShardStatus(table.name, arn, shard_id, sequence, False, state, 0.0, RETENTION_S))
-                elif state == "trimmed":
-                    result.append(ShardStatus(table.name, arn, shard_id, sequence, False, state, None, 0.0))
-                else:
-                    result.append(ShardStatus(table.name, arn, shard_id, sequence, False, state, None, None))
+                if checkpoint:
+                    status = replace(status, checkpoint=checkpoint.sequence_number, finished=checkpoint.finished)
+                latest = never_started and table.start_position == "latest"
+                result.append(_measure(status, streams, checkpoint, shard_id in listed, latest, now))
     return result
+
+
+def _measure(
+    status: ShardStatus, streams, checkpoint: ShardCheckpoint | None, listed: bool, latest: bool, now: float
+) -> ShardStatus:
+    """`status` with its state, iterator age and headroom filled in."""
+    if status.finished:
+        return replace(status, state="finished")
+    if not listed:
+        return replace(status, state="not listed")
+    if latest:
+        return replace(status, state="not started")
+    state, oldest = _probe(streams, status.stream_arn, status.shard_id, checkpoint)
+    if state == "behind" and oldest is not None:
+        age = max(0.0, now - oldest)
+        return replace(status, state=state, iterator_age_s=age, headroom_s=RETENTION_S - age)
+    if state == "caught up":
+        return replace(status, state=state, iterator_age_s=0.0, headroom_s=RETENTION_S)
+    if state == "trimmed":
+        return replace(status, state=state, headroom_s=0.0)
+    return replace(status, state=state)
 
 
 def render_text(shards: list[ShardStatus]) -> str:

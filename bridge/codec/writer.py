@@ -104,12 +104,27 @@ def _branches(schema: dict) -> dict[str, int]:
     return names
 
 
+def _kind(schema: Any) -> str:
+    return schema if isinstance(schema, str) else schema["type"]
+
+
 def _check_shape(schema: dict) -> None:
-    fields = [f["name"] for f in schema["fields"]]
-    source = next((f["type"] for f in schema["fields"] if f["name"] == "source"), None)
+    types = {f["name"]: f["type"] for f in schema["fields"]}
+    source = types.get("source")
     source_types = {f["name"]: f["type"] for f in source["fields"]} if isinstance(source, dict) else {}
-    if fields != _ENVELOPE_FIELDS or source_types != _SOURCE_TYPES:
-        raise ValueError(f"the fast writer knows the envelope fields {_ENVELOPE_FIELDS} only, got {fields}")
+    optional_maps = all(
+        isinstance(types.get(side), list) and [_kind(t) for t in types[side]] == ["null", "map"]
+        for side in ("before", "after")
+    )
+    if (
+        list(types) != _ENVELOPE_FIELDS
+        or source_types != _SOURCE_TYPES
+        or not optional_maps
+        or _kind(types["op"]) != "enum"
+        or _kind(types["keys"]) != "map"
+        or _kind(types["ts_ms"]) != "long"
+    ):
+        raise ValueError(f"the fast writer knows the generic envelope {_ENVELOPE_FIELDS} only, got {list(types)}")
 
 
 def value_writer(schema: dict, numbers: str = "exact") -> Callable[[bytearray, dict], None]:
@@ -238,6 +253,14 @@ class EnvelopeWriter:
         self._ops = {symbol: zigzag(i) for i, symbol in enumerate(symbols)}
         self._item = value_writer(schema, numbers)
         self._sources: dict[tuple[str, str, str, str], bytes] = {}
+
+    @classmethod
+    def for_schema(cls, schema: dict, numbers: str = "exact") -> EnvelopeWriter | None:
+        """A writer for `schema`, or None when it is not the generic envelope (then use fastavro)."""
+        try:
+            return cls(schema, numbers)
+        except (ValueError, KeyError, TypeError, StopIteration):
+            return None
 
     def _source_head(self, event: ChangeEvent) -> bytes:
         """The first four source fields, the same for every event of a shard (cached)."""

@@ -72,7 +72,7 @@ class StreamSource:
         discovery_interval: float = 10.0,
         max_workers: int = 8,
         records_per_call: int = 1000,
-        queue_batches: int = 16,
+        queue_batches: int = 6,  # a parsed 1 MB page is ~10 MB of objects: 6 keep RSS < 300 MB (bench/README.md)
     ) -> None:
         self.table_configs = tables
         self.dynamodb = dynamodb

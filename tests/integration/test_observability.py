@@ -19,6 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.bridge_process import run_bridge, write_config
@@ -166,7 +167,11 @@ def test_metrics_count_delivered_records_per_table_and_iterator_age_falls_to_zer
             assert sample(samples, "cdc_bridge_records_written_total", table="Orders", op=op) == ops.count(op)
         assert sample(samples, "cdc_bridge_records_written_total", table="Refunds", op="c") == len(refunds)
         assert sample(samples, "cdc_bridge_records_read_total", table="Orders") == 7
-        assert sample(samples, "cdc_bridge_kafka_send_latency_seconds_count") == 10
+        wait_for(
+            lambda: sample(scrape(port), "cdc_bridge_kafka_send_latency_seconds_count") == 10,
+            "an acknowledgement latency for each of the 10 records",
+            bridge,
+        )
         assert sample(samples, "cdc_bridge_shards", table="Orders", state="active") == 1
         # the records were already waiting when the bridge started: when read, their age was above zero
         assert sample(samples, "cdc_bridge_read_record_age_seconds_count") == 2
@@ -181,13 +186,14 @@ def test_metrics_count_delivered_records_per_table_and_iterator_age_falls_to_zer
             bridge,
         )
         assert len(read_topic(kafka_bootstrap, topic.format(table="Refunds"))) == 7
-        samples = wait_for(
-            lambda: (s := scrape(port)) and s.get(("cdc_bridge_checkpoint_age_seconds", ())) == 0 and s,
-            "the checkpoint to cover everything",
-            bridge,
-        )
-        headrooms = samples_named(samples, "cdc_bridge_retention_headroom_seconds")
-        assert len(headrooms) == 2 and all(value == DAY for value in headrooms.values())
+
+        def all_checkpointed():
+            samples = scrape(port)
+            headrooms = samples_named(samples, "cdc_bridge_retention_headroom_seconds")
+            return sample(samples, "cdc_bridge_checkpoint_age_seconds") == 0 and list(headrooms.values()) == [DAY, DAY]
+
+        # caught up and checkpointed: no record is at risk, so both shards have DynamoDB's full 24 h of headroom
+        wait_for(all_checkpointed, "the checkpoint to cover everything, leaving 24 h of headroom", bridge)
         assert http_get(port, "/healthz")[0] == 200
     finally:
         assert bridge.stop() == 0, bridge.stderr
@@ -203,6 +209,8 @@ def test_ready_turns_503_while_the_broker_is_down_and_200_when_it_is_back(
     topic = f"ready-{uuid.uuid4().hex[:8]}.{{table}}"
     port = free_port()
     config = make_config(tmp_path, moto_endpoint, ["Orders"], [kafka_sink(kafka_bootstrap, topic)], port=port)
+    data = yaml.safe_load(config.read_text())
+    write_config(config, {**data, "shutdown_timeout_s": 1})  # flush attempts give up (and retry) after 1 s
 
     bridge = Bridge(config)
     try:
@@ -212,19 +220,28 @@ def test_ready_turns_503_while_the_broker_is_down_and_200_when_it_is_back(
             _, body = wait_for(
                 lambda: (answer := http_get(port, "/ready"))[0] == 503 and answer, "/ready to answer 503", bridge
             )
-            assert json.loads(body)["not_ready"] == [
-                f"sinks[0] KafkaSink: no connection to a Kafka broker at {kafka_bootstrap}"
-            ]
+            not_ready = [f"sinks[0] KafkaSink: no connection to a Kafka broker at {kafka_bootstrap}"]
+            assert json.loads(body) == {"ready": False, "not_ready": not_ready}
             assert http_get(port, "/healthz")[0] == 200  # alive, just not ready
             put(dynamodb, "Orders", "o2")  # waits in the producer while the broker is away
+            wait_for(
+                lambda: sample(scrape(port), "cdc_bridge_sink_errors_total", sink="kafka", error="FlushTimeout"),
+                "a failed flush counted as a sink error",
+                bridge,
+            )
+            assert http_get(port, "/ready")[0] == 503
         finally:
             kafka_broker.start()
         wait_for(lambda: http_get(port, "/ready") == (200, '{"ready": true}\n'), "/ready to answer 200 again", bridge)
         wait_for(
-            lambda: len(read_topic(kafka_bootstrap, topic.format(table="Orders"))) == 2,
-            "the record written during the outage",
+            lambda: (
+                sample(scrape(port), "cdc_bridge_checkpoint_age_seconds") == 0
+                and sample(scrape(port), "cdc_bridge_records_written_total", table="Orders", op="c") == 2
+            ),
+            "the record written during the outage checkpointed",
             bridge,
         )
+        assert len(read_topic(kafka_bootstrap, topic.format(table="Orders"))) == 2
     finally:
         assert bridge.stop() == 0, bridge.stderr
 
@@ -296,6 +313,12 @@ def test_json_logs_are_one_object_per_line_with_lifecycle_events_and_no_payloads
     assert all({"ts", "level", "logger", "message"} <= set(entry) for entry in entries)
     assert secret in result.stdout and secret not in result.stderr
     assert "events ·" not in result.stderr  # no progress line when stderr is not a terminal
+
+    missing = make_config(tmp_path, moto_endpoint, ["Nope"], [{"type": "stdout"}])
+    failed = run_bridge("--log-format", "json", "run", "--config", str(missing), "--until-caught-up")
+    assert failed.returncode == 2
+    last = [json.loads(line) for line in failed.stderr.splitlines()][-1]
+    assert last["level"] == "ERROR" and last["message"].startswith("cdc-bridge: config error: table 'Nope'")
 
 
 def test_progress_line_is_shown_when_stderr_is_a_terminal(tmp_path, dynamodb, moto_endpoint):

@@ -11,7 +11,7 @@ import time
 import pytest
 
 from bridge import metrics
-from bridge.logs import setup_logging
+from bridge.logs import print_error, setup_logging
 from bridge.progress import CLEAR, ProgressLine, progress_text, wants_progress
 
 
@@ -44,6 +44,17 @@ def test_json_format_writes_one_object_per_line(restore_logging):
     assert first["message"] == "shard shardId-1 of Orders started" and first["table"] == "Orders"
     assert first["ts"].endswith("+00:00")
     assert second["level"] == "ERROR" and "ValueError: boom" in second["exception"]
+
+
+def test_final_error_line_follows_the_log_format(restore_logging, capsys):
+    setup_logging("INFO", "json")
+    print_error("cdc-bridge: config error: bridge.yaml: tables: expected at least one table")
+    entry = json.loads(capsys.readouterr().err)
+    assert entry["level"] == "ERROR" and entry["message"].endswith("expected at least one table")
+
+    setup_logging("INFO", "text")
+    print_error("cdc-bridge: error: stopped")
+    assert capsys.readouterr().err == "cdc-bridge: error: stopped\n"
 
 
 def test_text_format_and_level_filter(restore_logging):

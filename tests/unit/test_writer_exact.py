@@ -176,8 +176,11 @@ def test_zigzag_matches_the_avro_spec(n):
 
 def test_writer_refuses_an_envelope_of_another_shape():
     schema = {**SCHEMA, "fields": [f for f in SCHEMA["fields"] if f["name"] != "ts_ms"]}
-    with pytest.raises(ValueError, match="envelope fields"):
+    with pytest.raises(ValueError, match="generic envelope"):
         EnvelopeWriter(schema)
+    swapped = [{**f, "type": list(reversed(f["type"]))} if f["name"] == "after" else f for f in SCHEMA["fields"]]
+    assert EnvelopeWriter.for_schema({**SCHEMA, "fields": swapped}) is None
+    assert EnvelopeWriter.for_schema(EnvelopeCodec().schema) is not None  # the codec's generic schema qualifies
 
 
 def test_writer_refuses_values_that_are_no_dynamodb_type():
