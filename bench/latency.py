@@ -27,6 +27,7 @@ from bench import corpus
 from bench.endtoend import bridge_config
 from bench.process import ROOT, environment, python
 from tests.services import MotoServer
+from tests.tables import create_stream_table
 
 RATE = 50
 TABLE = "Latency"
@@ -38,13 +39,7 @@ def _percentile(values: list[float], fraction: float) -> float:
 
 
 def _create_table(dynamodb) -> None:
-    dynamodb.create_table(
-        TableName=TABLE,
-        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
-        BillingMode="PAY_PER_REQUEST",
-        StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
-    )
+    create_stream_table(dynamodb, TABLE, key="id")
 
 
 class _Consumer(threading.Thread):

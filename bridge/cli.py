@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 from bridge import __version__
 from bridge.errors import BridgeError, ConfigError
+from bridge.logs import print_error, setup_logging
 
 log = logging.getLogger("bridge")
 
@@ -74,7 +75,10 @@ def _run(args: argparse.Namespace) -> None:
     # form no cycles: fewer collections cut the CPU per record by ~18% (bench/README.md, "Garbage collection").
     gc.freeze()
     gc.set_threshold(100_000, 50, 100)
-    pipeline.run(until_caught_up=args.until_caught_up)
+    from bridge.observer import Observer
+
+    with Observer(config, pipeline):
+        pipeline.run(until_caught_up=args.until_caught_up)
 
 
 def _demo_arguments(parser: argparse.ArgumentParser) -> None:
@@ -165,6 +169,18 @@ def _schema(args: argparse.Namespace) -> None:
     schema_command(args.config, args.table, sys.stdout, infer=args.action == "infer", limit=args.limit)
 
 
+def _status_arguments(parser: argparse.ArgumentParser) -> None:
+    _config_argument(parser)
+    parser.add_argument("--format", choices=["text", "json"], default="text", help="a table, or JSON")
+
+
+def _status(args: argparse.Namespace) -> None:
+    from bridge.config import load_config
+    from bridge.status import run_status
+
+    print(run_status(load_config(args.config), args.format))
+
+
 COMMANDS: list[Command] = [
     Command(
         "run",
@@ -203,6 +219,13 @@ COMMANDS: list[Command] = [
         _checkpoints,
     ),
     Command(
+        "status",
+        "per table and shard: checkpoint, iterator age, retention headroom, finished (checkpoint + live stream)",
+        "cdc-bridge status --config config/local.yaml\n  cdc-bridge status --config config/local.yaml --format json",
+        _status_arguments,
+        _status,
+    ),
+    Command(
         "schema",
         "print the exact Avro writer schema of a table; `schema infer` proposes a typed item schema",
         "cdc-bridge schema --config config/local.yaml --table Phones\n"
@@ -227,6 +250,9 @@ def _parser() -> argparse.ArgumentParser:
         choices=["DEBUG", "INFO", "WARNING", "ERROR"],
         help="log level (logs go to stderr)",
     )
+    parser.add_argument(
+        "--log-format", default="text", choices=["text", "json"], help="text lines, or one JSON object per line"
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for command in COMMANDS:
         sub = commands.add_parser(
@@ -244,17 +270,13 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Run the command line `argv` (default: `sys.argv[1:]`); returns the exit code."""
     args = _parser().parse_args(argv)
-    logging.basicConfig(
-        stream=sys.stderr, level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    for noisy in ("kafka", "botocore", "boto3", "urllib3"):
-        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
+    setup_logging(args.log_level, args.log_format)
     try:
         code = args.handler(args)
     except ConfigError as error:
-        print(f"cdc-bridge: config error: {error}", file=sys.stderr)
+        print_error(f"cdc-bridge: config error: {error}")
         return 2
     except BridgeError as error:
-        print(f"cdc-bridge: error: {error}", file=sys.stderr)
+        print_error(f"cdc-bridge: error: {error}")
         return 1
     return code or 0

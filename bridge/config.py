@@ -113,6 +113,21 @@ class CheckpointConfig:
 
 
 @dataclass(frozen=True)
+class MetricsConfig:
+    """Prometheus metrics, health endpoints and the retention warning."""
+
+    port: int | None = doc(
+        "Port serving /metrics (Prometheus), /healthz and /ready (9464 is usual); unset: no server.", default=None
+    )
+    host: str = doc("Address the metrics port listens on.", default="0.0.0.0")
+    retention_warning_hours: float = doc(
+        "Warn (log line and cdc_bridge_retention_warning) when records of a shard not yet checkpointed are this "
+        "close to DynamoDB's 24 h trimming.",
+        default=6.0,
+    )
+
+
+@dataclass(frozen=True)
 class SinkSpec:
     """One sink: `type` picks the implementation, the other keys are its settings."""
 
@@ -129,6 +144,7 @@ class Config:
     source: SourceConfig = doc("Stream reading.", default=SourceConfig())
     encoding: EncodingConfig = doc("Encoding.", default=EncodingConfig())
     checkpoint: CheckpointConfig = doc("Progress.", default=CheckpointConfig())
+    metrics: MetricsConfig = doc("Metrics, health endpoints, retention warning.", default=MetricsConfig())
     shutdown_timeout_s: float = doc("On SIGTERM/SIGINT, how long sinks may take to flush.", default=30.0)
 
     def table(self, name: str) -> TableConfig:
@@ -320,6 +336,10 @@ def _check(config: Config, ctx: _Context) -> None:
         raise ctx.error("tables", "expected at least one table")
     if not config.sinks:
         raise ctx.error("sinks", "expected at least one sink")
+    if config.metrics.port is not None and config.metrics.port > 65535:
+        raise ctx.error("metrics.port", f"expected a port number up to 65535, got {config.metrics.port}")
+    if config.metrics.retention_warning_hours > 24:
+        raise ctx.error("metrics.retention_warning_hours", "expected at most 24 (DynamoDB keeps records 24 h)")
     seen: set[str] = set()
     for index, table in enumerate(config.tables):
         if table.name in seen:

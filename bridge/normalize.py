@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 import datetime as dt
 import re
 from dataclasses import dataclass
@@ -65,6 +66,85 @@ class ChangeEvent:
     def partition_key(self) -> Any:
         """The value of the table's partition key (the Kafka key by default)."""
         return next(iter(self.keys.values()))
+
+
+_PENDING = object()  # a lazy image not normalized yet
+_EVENT_FIELDS = tuple(field.name for field in dataclasses.fields(ChangeEvent))
+
+
+class LazyChangeEvent(ChangeEvent):
+    """A `ChangeEvent` whose `before` / `after` are normalized from the raw images on first access (then cached).
+
+    `raw_images` keeps the stream record's `(OldImage, NewImage)` so that an encoder can read the attribute-value
+    JSON directly (`bridge.codec.transcode`) and no plain values are built; it is None when the images were given
+    as plain values (e.g. by `dataclasses.replace`). `encoded` is a cache slot for such an encoder.
+    Accessing `before` / `after` raises `PoisonRecordError` for a malformed image, exactly as `to_change_event`.
+    """
+
+    __slots__ = ("_after", "_before", "encoded", "raw_images")
+
+    def __init__(
+        self,
+        op: str,
+        table: str,
+        keys: dict[str, Any],
+        before: dict[str, Any] | None,
+        after: dict[str, Any] | None,
+        position: Position,
+        event_id: str,
+        approximate_creation_ms: int,
+        ttl_expired: bool,
+        view_type: str,
+        region: str,
+        raw_images: tuple[Any, Any] | None = None,
+    ) -> None:
+        setattr_ = object.__setattr__
+        for name, value in (
+            ("op", op),
+            ("table", table),
+            ("keys", keys),
+            ("position", position),
+            ("event_id", event_id),
+            ("approximate_creation_ms", approximate_creation_ms),
+            ("ttl_expired", ttl_expired),
+            ("view_type", view_type),
+            ("region", region),
+            ("raw_images", raw_images),
+            ("encoded", None),
+            ("_before", before),
+            ("_after", after),
+        ):
+            setattr_(self, name, value)
+
+    def _fields(self) -> tuple:
+        return tuple(getattr(self, name) for name in _EVENT_FIELDS)
+
+    def __eq__(self, other: object) -> bool:
+        """Equal to any `ChangeEvent` (lazy or not) with equal fields."""
+        if not isinstance(other, ChangeEvent):
+            return NotImplemented
+        return self._fields() == tuple(getattr(other, name) for name in _EVENT_FIELDS)
+
+    def __hash__(self) -> int:
+        return hash(self._fields())
+
+    @property
+    def before(self) -> dict[str, Any] | None:  # type: ignore[override]
+        """The old image as plain values (normalized on first access)."""
+        value = self._before
+        if value is _PENDING:
+            value = _image({"OldImage": self.raw_images[0]}, "OldImage")
+            object.__setattr__(self, "_before", value)
+        return value
+
+    @property
+    def after(self) -> dict[str, Any] | None:  # type: ignore[override]
+        """The new image as plain values (normalized on first access)."""
+        value = self._after
+        if value is _PENDING:
+            value = _image({"NewImage": self.raw_images[1]}, "NewImage")
+            object.__setattr__(self, "_after", value)
+        return value
 
 
 def normalize_number(text: str) -> int | Decimal:
@@ -200,10 +280,13 @@ def to_change_event(
     shard_id: str,
     key_names: tuple[str, ...] = (),
     region: str = "",
+    lazy: bool = False,
 ) -> ChangeEvent:
     """One stream record (as `GetRecords` or a Lambda event gives it) as a `ChangeEvent`.
 
     `key_names` (partition key, then sort key) orders `keys`; `region` defaults to the record's `awsRegion`.
+    With `lazy`, the result is a `LazyChangeEvent`: keys and metadata are checked now, the images when first
+    read (or transcoded), so a malformed image raises `PoisonRecordError` then.
     """
     try:
         name = record["eventName"]
@@ -221,6 +304,22 @@ def to_change_event(
     if not keys:
         raise PoisonRecordError("stream record has no key attributes", "Keys")
     created = data.get("ApproximateCreationDateTime")
+    if lazy:
+        old_image, new_image = data.get("OldImage"), data.get("NewImage")
+        return LazyChangeEvent(
+            op,
+            table,
+            keys,
+            None if old_image is None else _PENDING,
+            None if new_image is None else _PENDING,
+            Position(stream_arn, shard_id, sequence_number),
+            record.get("eventID", ""),
+            creation_ms(created) if created is not None else 0,
+            op == "d" and _is_ttl_delete(record),
+            data.get("StreamViewType", ""),
+            region or record.get("awsRegion", ""),
+            (old_image, new_image),
+        )
     return ChangeEvent(
         op=op,
         table=table,

@@ -20,6 +20,7 @@ import boto3
 from botocore.config import Config as BotoConfig
 from botocore.exceptions import EndpointConnectionError, NoCredentialsError
 
+from bridge import metrics
 from bridge.checkpoint import CheckpointStore, CheckpointTracker
 from bridge.codec.avro import EnvelopeCodec
 from bridge.config import Config
@@ -28,6 +29,7 @@ from bridge.filters import filter_events
 from bridge.normalize import ChangeEvent, to_change_event
 from bridge.poison import DeadLetter, PoisonRouter, RejectedEvent, build_router
 from bridge.sinks import Sink, TableEncoding, load_sink
+from bridge.sinks.kafka import KafkaSink
 from bridge.source import ShardBatch, StreamSource, rawbody
 
 log = logging.getLogger(__name__)
@@ -97,10 +99,12 @@ class Pipeline:
         except NoCredentialsError:
             raise ConfigError("no AWS credentials found (environment, ~/.aws or instance role)") from None
         self.tables = {info.name: info for info in infos}
+        self.source = source  # for /ready
         sinks = self.given_sinks or self._make_sinks()
         try:
             for sink in [*sinks, self.poison]:
                 self._open(sink)
+            self.sinks = sinks  # for /ready
             self._loop(source, sinks, until_caught_up)
             source.stop()
             self._commit(sinks)
@@ -154,6 +158,19 @@ class Pipeline:
         table = batch.table
         events: list[ChangeEvent] = []
         raw: dict[str, dict] = {}  # sequence number -> stream record, for dead letters
+        # Images are checked here, before any sink sees them. When every sink is Kafka with the generic exact
+        # envelope (and no attribute is excluded), they go from attribute-value JSON straight to Avro
+        # (bridge/codec/transcode.py) and no plain values are built; else they are normalized now.
+        transcoders = getattr(self, "_transcoders", None)
+        if transcoders is None:
+            transcoders = self._transcoders = {}
+        if table.name not in transcoders:
+            codecs = [getattr(sink.tables.get(table.name), "codec", None) for sink in sinks]
+            fast = sinks and all(isinstance(sink, KafkaSink) for sink in sinks)
+            fast = fast and all(getattr(codec, "transcoder", None) is not None for codec in codecs)
+            excludes = self.table_configs[table.name].exclude_attributes
+            transcoders[table.name] = codecs[0].transcoder if fast and not excludes else None
+        transcoder = transcoders[table.name]
         for record in batch.records:
             try:
                 event = to_change_event(
@@ -163,7 +180,12 @@ class Pipeline:
                     shard_id=batch.shard_id,
                     key_names=table.key_names,
                     region=table.region,
+                    lazy=True,
                 )
+                if transcoder is not None:
+                    transcoder.sides(event)
+                else:
+                    event.before, event.after  # noqa: B018 - normalized now, so a malformed image is caught here
             except PoisonRecordError as error:
                 sequence = str((record.get("dynamodb") or {}).get("SequenceNumber", "?"))
                 self.poison.handle(
@@ -177,6 +199,7 @@ class Pipeline:
             for sink in sinks:
                 self._write_to(sink, events, raw)
             self.unflushed += len(events)
+            metrics.events_written(events)
         if batch.records:
             last = str((batch.records[-1].get("dynamodb") or {}).get("SequenceNumber", ""))
             if last:
@@ -255,7 +278,9 @@ class Pipeline:
                     self.stop_requested.wait(delay)
         if attempt:
             log.info("sinks acknowledged everything after %d failed flush attempt(s); resuming", attempt)
+        committed = self.tracker.pending
         self.tracker.commit()
+        metrics.checkpoint_written(committed)
         self.unflushed = 0
 
 

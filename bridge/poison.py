@@ -22,6 +22,7 @@ from typing import Any
 
 from kafka.errors import KafkaError, KafkaTimeoutError
 
+from bridge import metrics
 from bridge.errors import ConfigError, FatalError, PoisonRecordError, RetriableError
 from bridge.normalize import ChangeEvent
 
@@ -192,6 +193,7 @@ class PoisonRouter:
     def handle(self, letter: DeadLetter) -> None:
         """Route one poison record: raises `FatalError` under `fail`, else dead-letters or skips it."""
         policy = self.policies.get(letter.table, "fail")
+        metrics.poison_record(letter.table, policy)
         where = f"table {letter.table}, shard {letter.shard_id}, sequence number {letter.sequence_number}"
         if policy == "fail":
             raise FatalError(

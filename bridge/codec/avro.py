@@ -16,6 +16,7 @@ import fastavro
 
 from bridge.codec.item_schema import generic_envelope_json, load_item_schema, typed_envelope_json
 from bridge.codec.lookup import SCHEMAS, crc64_avro, fingerprint
+from bridge.codec.transcode import Transcoder
 from bridge.codec.typed import ItemCoercer, is_typed, item_record, plain_typed
 from bridge.codec.writer import EnvelopeWriter
 from bridge.normalize import INT64_MAX, INT64_MIN, ChangeEvent, DynamoSet
@@ -163,6 +164,8 @@ class EnvelopeCodec:
         self._header = MAGIC + self.fingerprint if wire_format == "single_object" else b""
         # the generic envelope goes through the fast writer (same bytes as fastavro, tests/unit/test_writer_exact.py)
         self._writer = EnvelopeWriter.for_schema(self.schema, numbers) if item_schema is None else None
+        # generic + exact: images go from attribute-value JSON straight to Avro (bridge/codec/transcode.py)
+        self.transcoder = Transcoder(self.schema) if self._writer is not None and numbers == "exact" else None
 
     def encode(self, event: ChangeEvent, ts_ms: int | None = None) -> bytes:
         """The Kafka value for `event`: framed per `wire_format`.
@@ -170,7 +173,9 @@ class EnvelopeCodec:
         Raises `PoisonRecordError` (path `before.<field>` / `after.<field>`) when a typed item does not fit.
         """
         if self._writer is not None:
-            return self._header + self._writer.body(event, ts_ms if ts_ms is not None else int(time.time() * 1000))
+            sides = self.transcoder.sides(event) if self.transcoder is not None else None
+            ts_ms = ts_ms if ts_ms is not None else int(time.time() * 1000)
+            return self._header + self._writer.body(event, ts_ms, sides)
         datum = envelope(event, ts_ms if ts_ms is not None else int(time.time() * 1000))
         items = self._items
         datum["keys"] = items.item(datum["keys"])

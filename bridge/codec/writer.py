@@ -272,17 +272,24 @@ class EnvelopeWriter:
             head = self._sources[key] = b"".join(_string(part) for part in key)
         return head
 
-    def body(self, event: ChangeEvent, ts_ms: int) -> bytes:
-        """The Avro body of `event`'s envelope, processed at `ts_ms`."""
+    def body(self, event: ChangeEvent, ts_ms: int, sides: tuple[bytes, bytes] | None = None) -> bytes:
+        """The Avro body of `event`'s envelope, processed at `ts_ms`.
+
+        `sides`, when given, are `before` and `after` already encoded (`bridge.codec.transcode`).
+        """
         out = bytearray(self._ops[event.op])
         item = self._item
         item(out, event.keys)
-        for side in (event.before, event.after):
-            if side is None:
-                out += b"\x00"
-            else:
-                out += b"\x02"
-                item(out, side)
+        if sides is not None:
+            out += sides[0]
+            out += sides[1]
+        else:
+            for side in (event.before, event.after):
+                if side is None:
+                    out += b"\x00"
+                else:
+                    out += b"\x02"
+                    item(out, side)
         out += self._source_head(event)
         out += _string(event.position.sequence_number)
         out += _string(event.event_id)

@@ -11,22 +11,34 @@ the records written after the last checkpoint: those duplicates carry the same `
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Literal
 
 from kafka.errors import KafkaError, KafkaTimeoutError, MessageSizeTooLargeError
 
+from bridge import metrics
 from bridge.codec.keys import kafka_key
 from bridge.errors import ConfigError, FatalError, PoisonRecordError, RetriableError
+from bridge.health import producer_readiness
 from bridge.normalize import ChangeEvent
 from bridge.poison import RejectedEvent
 from bridge.secret import Secret
 from bridge.sinks.base import Sink
 from bridge.sinks.kafka_client import check_settings, ensure_topics, make_producer
 
+LEGAL_TOPIC = re.compile(r"[a-zA-Z0-9._-]{1,249}")
+
 AVRO = b"application/vnd.apache.avro"
+
+
+@cache
+def _avro_headers(fingerprint: bytes) -> tuple[tuple[str, bytes], ...]:
+    """The schema headers of a writer schema (the same for every record of a table)."""
+    return (("schema_fingerprint", fingerprint.hex().encode()), ("content_type", AVRO))
 
 
 def _doc(text: str, **kwargs):
@@ -80,8 +92,19 @@ class KafkaSink(Sink):
 
     @classmethod
     def check_config(cls, config: KafkaConfig, tables: Sequence[str]) -> list[tuple[str, str]]:
-        """Problems of the compression and TLS/SASL settings as (field, message) pairs."""
-        return check_settings(config)
+        """Problems of the topic names, compression and TLS/SASL settings as (field, message) pairs."""
+        problems = check_settings(config)
+        for table in tables:
+            topic = config.topic.format(table=table)
+            if not LEGAL_TOPIC.fullmatch(topic) or topic in (".", ".."):
+                problems.append(
+                    (
+                        "topic",
+                        f"{topic!r} (table {table}) is not a legal Kafka topic name: "
+                        "1-249 characters of a-z, A-Z, 0-9, '.', '_' and '-'",
+                    )
+                )
+        return problems
 
     def open(self) -> None:
         problems = check_settings(self.config)
@@ -101,7 +124,7 @@ class KafkaSink(Sink):
             ("sequence_number", event.position.sequence_number.encode()),
         ]
         if fingerprint is not None:
-            headers += [("schema_fingerprint", fingerprint.hex().encode()), ("content_type", AVRO)]
+            headers += _avro_headers(fingerprint)
         return headers
 
     def write(self, events: Sequence[ChangeEvent]) -> None:
@@ -123,6 +146,7 @@ class KafkaSink(Sink):
 
     def _send(self, event: ChangeEvent, key: bytes, value: bytes | None, headers: list) -> None:
         topic = self.topics[event.table]
+        started = time.monotonic()
         try:
             future = self.producer.send(topic, value=value, key=key, headers=headers)
         except MessageSizeTooLargeError as error:
@@ -133,6 +157,8 @@ class KafkaSink(Sink):
             raise RetriableError(f"no metadata for topic {topic}: {error}") from error
         except KafkaError as error:
             raise FatalError(f"Kafka refused a record of {event.table} at {event.position}: {error}") from error
+        future.add_callback(lambda _: metrics.kafka_send_latency(time.monotonic() - started))
+        future.add_errback(lambda error: metrics.sink_error("kafka", error))
         self.pending.append(future)
 
     def flush(self, timeout: float) -> None:
@@ -141,6 +167,7 @@ class KafkaSink(Sink):
         try:
             self.producer.flush(timeout=timeout)
         except KafkaTimeoutError:
+            metrics.sink_error("kafka", "FlushTimeout")
             waiting = sum(1 for future in self.pending if not future.is_done)
             raise RetriableError(
                 f"Kafka at {self.config.bootstrap_servers} did not acknowledge {waiting} record(s) "
@@ -152,6 +179,10 @@ class KafkaSink(Sink):
             if future.failed():
                 raise FatalError(f"Kafka rejected a record: {future.exception!r}")
         self.pending = []
+
+    def readiness(self) -> str | None:
+        """None while the producer holds a connection to a broker, else why not (served on `/ready`)."""
+        return producer_readiness(getattr(self, "producer", None), self.config.bootstrap_servers)
 
     def close(self) -> None:
         producer = getattr(self, "producer", None)

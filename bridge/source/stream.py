@@ -22,6 +22,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+from bridge import metrics
 from bridge.checkpoint import ShardCheckpoint, ShardKey
 from bridge.errors import RetriableError
 from bridge.source.discovery import TableInfo, describe_table, list_shards
@@ -254,6 +255,7 @@ class StreamSource:
                 )
                 self.shards[key] = shard = _Shard(table.info, reader)
                 log.info("shard %s of %s started at %s %s", shard_id, table.name, start, sequence or "")
+                metrics.shard_started(table.name, table.info.stream_arn, shard_id)
                 self._schedule(shard, 0.0)
 
     def _schedule(self, shard: _Shard, delay: float) -> None:
@@ -267,6 +269,7 @@ class StreamSource:
         try:
             records, ended = shard.reader.fetch(self.records_per_call)
         except (RetriableError, ResourceGone) as error:
+            metrics.get_records_failed(shard.table.name, error)
             shard.last_call = time.monotonic()
             shard.failures += 1
             delay = backoff_delay(shard.failures)
@@ -282,6 +285,7 @@ class StreamSource:
             return
         shard.last_call = time.monotonic()  # the next call waits from the end of this one: AWS counts arrivals
         shard.failures = 0
+        metrics.records_read(shard.table.name, shard.table.stream_arn, shard.reader.shard_id, records)
         if records or ended:
             self._put(ShardBatch(shard.table, shard.reader.shard_id, records, ended))
         with self.lock:

@@ -13,19 +13,15 @@ from dataclasses import dataclass, field
 
 import boto3
 
+from tests.tables import create_stream_table
+
 TABLE = "Faults"
 OPS = {"INSERT": "c", "MODIFY": "u", "REMOVE": "d"}
 
 
 def create_table(dynamodb, name: str = TABLE) -> None:
     """A table keyed by `pk` (S) with a NEW_AND_OLD_IMAGES stream."""
-    dynamodb.create_table(
-        TableName=name,
-        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-        BillingMode="PAY_PER_REQUEST",
-        StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
-    )
+    create_stream_table(dynamodb, name)
 
 
 @dataclass

@@ -19,6 +19,7 @@ from bridge.demo import create_phones
 from tests.bridge_process import run_bridge, write_config
 from tests.dynamo_values import EXTREME_NUMBERS, comparable, items, oracle
 from tests.kafka_topic import read_topic
+from tests.tables import create_stream_table
 
 EXTREMES = {
     "pk": {"S": "extremes"},
@@ -48,13 +49,7 @@ def _config(tmp_path, moto_endpoint, kafka_bootstrap: str | None, table: dict) -
 
 
 def _create_table(dynamodb, name: str) -> None:
-    dynamodb.create_table(
-        TableName=name,
-        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-        BillingMode="PAY_PER_REQUEST",
-        StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
-    )
+    create_stream_table(dynamodb, name)
 
 
 @settings(

@@ -82,5 +82,7 @@ def test_after_sequence_number_resumes_after_that_record(endpoint):
 
 def test_unknown_stream_is_a_resource_not_found_client_error(endpoint):
     with pytest.raises(ClientError) as caught:
-        _client("dynamodbstreams", endpoint, raw=True).describe_stream(StreamArn=corpus.STREAM_ARN.replace("Orders", "Nope"))
+        _client("dynamodbstreams", endpoint, raw=True).describe_stream(
+            StreamArn=corpus.STREAM_ARN.replace("Orders", "Nope")
+        )
     assert caught.value.response["Error"]["Code"] == "ResourceNotFoundException"

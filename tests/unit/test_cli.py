@@ -59,6 +59,10 @@ BROKEN = [
     ("tables: [{name: T, schema: missing.avsc}]\n", "tables[0].schema: schema file missing.avsc cannot be read"),
     ("tables: [{name: T, schema: broken.avsc}]\n", "tables[0].schema: schema file broken.avsc: not valid JSON"),
     (
+        "tables: [{name: T}]\nsinks: [{type: kafka, bootstrap_servers: k, topic: 'cdc/{table}'}]\n",
+        "sinks[0].topic: 'cdc/T' (table T) is not a legal Kafka topic name",
+    ),
+    (
         "tables: [{name: T, key: partition}]\nsinks: [{type: kafka, bootstrap_servers: k, tombstones: true}]\n",
         "tables[0].key: `tombstones: true` on sinks[0] needs `key: primary`",
     ),

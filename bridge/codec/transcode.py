@@ -1,0 +1,217 @@
+"""DynamoDB attribute-value JSON straight to Avro bytes of the generic envelope's items (numbers: exact).
+
+The default Kafka path reads stream records, normalizes every attribute into a plain Python value and then
+writes those values as Avro. For the generic envelope with exact numbers the plain values are not needed:
+`Transcoder` walks the raw image once and appends the same bytes `bridge.codec.writer` (and so fastavro)
+writes for the normalized image: S -> string, N -> long when integral and within int64 else
+VariableScaleDecimal, B -> bytes (base64 text or bytes), BOOL, NULL, M -> map, L -> array, SS/NS/BS -> the
+set records with their members sorted exactly as `bridge.normalize.DynamoSet` sorts them
+(tests/unit/test_transcode.py checks this byte for byte for arbitrary records).
+
+It validates as it goes; on any problem it hands the image to `bridge.normalize`, which raises the
+`PoisonRecordError` (attribute path and reason) a malformed value has always raised.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from bridge.codec.writer import _LENGTH, _SMALL_LONG, _TABLE_SIZE, _branches, _long, _string, _vsd, zigzag
+from bridge.normalize import LazyChangeEvent, _binary, _image, normalize_number
+
+
+class _Malformed(Exception):
+    """Something the fast path does not accept; `bridge.normalize` then says what exactly."""
+
+
+class Transcoder:
+    """Writes raw item images as generic AttributeValue maps; build one per parsed envelope schema.
+
+    `sides(event)` gives the encoded `before` and `after` union values of a `LazyChangeEvent` built from raw
+    images (cached on the event), or None when the event carries plain images only.
+    """
+
+    def __init__(self, schema: dict) -> None:
+        self.item = image_writer(schema)
+
+    def sides(self, event: Any) -> tuple[bytes, bytes] | None:
+        """The encoded `before` and `after` of `event` (`\\x00`, or `\\x02` and the map), or None (no raw images).
+
+        Raises `PoisonRecordError` as `bridge.normalize` does when an image is malformed.
+        """
+        if type(event) is not LazyChangeEvent or event.raw_images is None:
+            return None
+        encoded = event.encoded
+        if encoded is None:
+            old, new = event.raw_images
+            encoded = (self._side(old, "OldImage"), self._side(new, "NewImage"))
+            object.__setattr__(event, "encoded", encoded)
+        return encoded
+
+    def _side(self, image: Any, name: str) -> bytes:
+        if image is None:
+            return b"\x00"
+        out = bytearray(b"\x02")
+        try:
+            if type(image) is not dict:
+                raise _Malformed
+            self.item(out, image)
+        except Exception:  # whatever it was, normalize names it (or accepts the image)
+            _image({name: image}, name)  # raises PoisonRecordError with the attribute path
+            raise  # not reached for images normalize refuses; an image it accepts is a bug here: surface it
+        return bytes(out)
+
+
+def image_writer(schema: dict) -> Callable[[bytearray, dict], None]:
+    """A function that appends a raw image (`{"attr": {"S": "x"}, ...}`) as an AttributeValue map to a buffer.
+
+    It raises on anything `bridge.normalize` would refuse (not always `PoisonRecordError`: `Transcoder` asks
+    normalize for the precise error).
+    """
+    tag = {name: zigzag(i) for name, i in _branches(schema).items()}
+    null, long_, vsd, map_, bytes_ = tag["null"], tag["long"], tag["VariableScaleDecimal"], tag["map"], tag["bytes"]
+    string, array = tag["string"], tag["array"]
+    booleans = {True: tag["boolean"] + b"\x01", False: tag["boolean"] + b"\x00"}
+    set_tags = {"SS": tag["StringSet"], "NS": tag["NumberSet"], "BS": tag["BinarySet"]}
+    length, table_size = _LENGTH, _TABLE_SIZE
+    string_head = [string + n for n in _LENGTH]
+    array_head = [array + n for n in _LENGTH]
+    small_long = [long_ + n for n in _SMALL_LONG]
+    names: dict[str, bytes] = {}  # attribute name -> its encoded form; names repeat a lot
+
+    def number(out: bytearray, text: Any) -> None:
+        """An exact number: long when integral within int64, else VariableScaleDecimal (as normalize decides)."""
+        if type(text) is str and text.isascii():
+            body = text[1:] if text[:1] == "-" else text
+            if len(body) < 19 and body.isdigit():
+                n = int(text)
+                if -table_size <= n < table_size:
+                    out += small_long[n + table_size]
+                else:
+                    out += long_
+                    out += _long(n)
+                return
+            whole, dot, fraction = body.partition(".")
+            if dot and (whole + fraction).isdigit():  # plain decimal notation: no Decimal needed
+                if fraction.strip("0"):
+                    unscaled = int(text[: len(text) - len(body)] + whole + fraction)
+                    data = unscaled.to_bytes((unscaled.bit_length() + 8) // 8, "big", signed=True)
+                    out += vsd
+                    out += _long(len(fraction))
+                    out += length[len(data)]
+                    out += data
+                    return
+                if len(whole) < 19:
+                    n = int(text[: len(text) - len(body)] + (whole or "0"))
+                    out += long_
+                    out += _long(n)
+                    return
+        exact = normalize_number(text)
+        if type(exact) is int:
+            out += long_
+            out += _long(exact)
+        else:
+            out += vsd
+            out += _vsd(exact)
+
+    def value(out: bytearray, av: Any) -> None:
+        if type(av) is not dict:
+            raise _Malformed
+        (kind,) = av  # ValueError unless exactly one type tag
+        inner = av[kind]
+        if kind == "S":
+            if type(inner) is not str:
+                raise _Malformed
+            data = inner.encode()
+            n = len(data)
+            out += string_head[n] if n < table_size else string + zigzag(n)
+            out += data
+        elif kind == "N":
+            number(out, inner)
+        elif kind == "M":
+            if type(inner) is not dict:
+                raise _Malformed
+            out += map_
+            item(out, inner)
+        elif kind == "L":
+            if type(inner) is not list:
+                raise _Malformed
+            n = len(inner)
+            if n:
+                out += array_head[n] if n < table_size else array + zigzag(n)
+                for element in inner:
+                    value(out, element)
+                out += b"\x00"
+            else:
+                out += array_head[0]
+        elif kind == "BOOL":
+            if type(inner) is not bool:
+                raise _Malformed
+            out += booleans[inner]
+        elif kind == "NULL":
+            if inner is not True:
+                raise _Malformed
+            out += null
+        elif kind == "B":
+            data = _binary(inner)
+            out += bytes_
+            out += length[len(data)] if len(data) < table_size else zigzag(len(data))
+            out += data
+        elif kind in set_tags:
+            members(out, kind, inner)
+        else:
+            raise _Malformed
+
+    def members(out: bytearray, kind: str, values: Any) -> None:
+        """An SS / NS / BS set record: members sorted as `DynamoSet` sorts them."""
+        if type(values) is not list:
+            raise _Malformed
+        out += set_tags[kind]
+        if values:
+            n = len(values)
+            out += length[n] if n < table_size else zigzag(n)
+            if kind == "NS":
+                for exact in sorted([normalize_number(v) for v in values]):
+                    if type(exact) is int:
+                        out += long_
+                        out += _long(exact)
+                    else:
+                        out += vsd
+                        out += _vsd(exact)
+            else:
+                if kind == "SS":
+                    if any(type(v) is not str for v in values):
+                        raise _Malformed
+                    encoded = [v.encode() for v in sorted(values)]
+                else:
+                    encoded = sorted([_binary(v) for v in values])
+                for data in encoded:
+                    out += length[len(data)] if len(data) < table_size else zigzag(len(data))
+                    out += data
+        out += b"\x00"
+
+    def item(out: bytearray, image: dict) -> None:
+        if image:
+            n = len(image)
+            out += length[n] if n < table_size else zigzag(n)
+            for name, av in image.items():
+                key = names.get(name)
+                if key is None:
+                    if type(name) is not str:
+                        raise _Malformed
+                    key = _string(name)
+                    if len(names) < 10_000:
+                        names[name] = key
+                out += key
+                inner = av.get("S") if type(av) is dict and len(av) == 1 else None
+                if type(inner) is str:  # the most common value, inline: a call less
+                    data = inner.encode()
+                    n = len(data)
+                    out += string_head[n] if n < table_size else string + zigzag(n)
+                    out += data
+                else:
+                    value(out, av)
+        out += b"\x00"
+
+    return item
