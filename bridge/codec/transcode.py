@@ -15,6 +15,7 @@ It validates as it goes; on any problem it hands the image to `bridge.normalize`
 from __future__ import annotations
 
 from collections.abc import Callable
+from decimal import Decimal
 from typing import Any
 
 from bridge.codec.writer import _LENGTH, _SMALL_LONG, _TABLE_SIZE, _branches, _long, _string, _vsd, zigzag
@@ -23,6 +24,13 @@ from bridge.normalize import LazyChangeEvent, _binary, _image, normalize_number
 
 class _Malformed(Exception):
     """Something the fast path does not accept; `bridge.normalize` then says what exactly."""
+
+
+def _exact(text: Any) -> int | Decimal:
+    """`normalize_number`, with short plain integers read without its regular expression."""
+    if type(text) is str and text.isascii() and len(text) < 19 and (text[1:] if text[:1] == "-" else text).isdigit():
+        return int(text)
+    return normalize_number(text)
 
 
 class Transcoder:
@@ -99,7 +107,7 @@ def image_writer(schema: dict) -> Callable[[bytearray, dict], None]:
                     data = unscaled.to_bytes((unscaled.bit_length() + 8) // 8, "big", signed=True)
                     out += vsd
                     out += _long(len(fraction))
-                    out += length[len(data)]
+                    out += length[len(data)] if len(data) < table_size else zigzag(len(data))
                     out += data
                     return
                 if len(whole) < 19:
@@ -172,7 +180,7 @@ def image_writer(schema: dict) -> Callable[[bytearray, dict], None]:
             n = len(values)
             out += length[n] if n < table_size else zigzag(n)
             if kind == "NS":
-                for exact in sorted([normalize_number(v) for v in values]):
+                for exact in sorted([_exact(v) for v in values]):
                     if type(exact) is int:
                         out += long_
                         out += _long(exact)
