@@ -25,18 +25,13 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.bridge_process import run_bridge, write_config
 from tests.kafka_topic import read_topic
 from tests.services import free_port
+from tests.tables import create_stream_table
 
 DAY = 24 * 3600.0
 
 
 def create_orders(dynamodb, name: str = "Orders") -> None:
-    dynamodb.create_table(
-        TableName=name,
-        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
-        BillingMode="PAY_PER_REQUEST",
-        StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
-    )
+    create_stream_table(dynamodb, name, key="id")
 
 
 def put(dynamodb, table: str, item_id: str, note: str = "x") -> None:
