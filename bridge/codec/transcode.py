@@ -115,7 +115,10 @@ def image_writer(schema: dict) -> Callable[[bytearray, dict], None]:
                     out += long_
                     out += _long(n)
                     return
-        exact = normalize_number(text)
+        exact_number(out, normalize_number(text))
+
+    def exact_number(out: bytearray, exact: int | Decimal) -> None:
+        """A normalized number: the long branch when it is an int, else VariableScaleDecimal."""
         if type(exact) is int:
             out += long_
             out += _long(exact)
@@ -181,12 +184,7 @@ def image_writer(schema: dict) -> Callable[[bytearray, dict], None]:
             out += length[n] if n < table_size else zigzag(n)
             if kind == "NS":
                 for exact in sorted([_exact(v) for v in values]):
-                    if type(exact) is int:
-                        out += long_
-                        out += _long(exact)
-                    else:
-                        out += vsd
-                        out += _vsd(exact)
+                    exact_number(out, exact)
             else:
                 if kind == "SS":
                     if any(type(v) is not str for v in values):
