@@ -12,7 +12,6 @@ run fails (exit 1) with the checkpoint still before the unacknowledged records.
 from __future__ import annotations
 
 import logging
-import random
 import threading
 import time
 
@@ -21,6 +20,7 @@ from botocore.config import Config as BotoConfig
 from botocore.exceptions import EndpointConnectionError, NoCredentialsError
 
 from bridge import metrics
+from bridge.backoff import full_jitter
 from bridge.checkpoint import CheckpointStore, CheckpointTracker
 from bridge.codec.avro import EnvelopeCodec
 from bridge.config import Config
@@ -286,4 +286,4 @@ class Pipeline:
 
 def _backoff(attempt: int) -> float:
     """Exponential backoff with full jitter: 0.5 s up to 30 s."""
-    return random.uniform(0.5, min(30.0, 0.5 * 2.0**attempt))
+    return full_jitter(attempt, base=0.5, cap=30.0, floor=0.5)

@@ -23,6 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from bridge import metrics
+from bridge.backoff import full_jitter
 from bridge.checkpoint import ShardCheckpoint, ShardKey
 from bridge.errors import RetriableError
 from bridge.source.discovery import TableInfo, describe_table, list_shards
@@ -36,7 +37,7 @@ BACKOFF_BASE, BACKOFF_CAP = 0.1, 20.0
 
 def backoff_delay(failures: int, uniform: Callable[[float, float], float] = random.uniform) -> float:
     """Full-jitter exponential backoff: uniform in [0, min(cap, base * 2 ** failures)]."""
-    return uniform(0.0, min(BACKOFF_CAP, BACKOFF_BASE * 2 ** min(failures, 32)))
+    return full_jitter(failures, BACKOFF_BASE, BACKOFF_CAP, uniform=uniform)
 
 
 @dataclass(frozen=True)
