@@ -13,6 +13,7 @@ from kafka.errors import KafkaError
 from bridge.codec import EnvelopeCodec
 from bridge.config import Config, load_config
 from bridge.errors import ConfigError
+from bridge.source.discovery import describe_table
 
 
 def validate(path: str, connect: bool = False) -> list[str]:
@@ -51,7 +52,10 @@ def _check_dynamodb(config: Config) -> tuple[list[str], list[str]]:
     dynamodb, _streams = aws_clients(config)
     for index, table in enumerate(config.tables):
         try:
-            description = dynamodb.describe_table(TableName=table.name)["Table"]
+            info = describe_table(dynamodb, table.name)
+        except ConfigError as error:  # no such table, or no stream
+            problems.append(f"tables[{index}].name: {error}")
+            continue
         except EndpointConnectionError as error:
             problems.append(f"source.endpoint_url: cannot reach DynamoDB at {where}: {error}")
             break
@@ -59,25 +63,12 @@ def _check_dynamodb(config: Config) -> tuple[list[str], list[str]]:
             problems.append("source: no AWS credentials found (environment, ~/.aws or instance role)")
             break
         except ClientError as error:
-            code = error.response.get("Error", {}).get("Code", "")
-            if code == "ResourceNotFoundException":
-                problems.append(f"tables[{index}].name: table {table.name!r} does not exist at {where}")
-            else:
-                problems.append(f"tables[{index}].name: DescribeTable {table.name!r} at {where} failed: {error}")
+            problems.append(f"tables[{index}].name: DescribeTable {table.name!r} at {where} failed: {error}")
             continue
         except BotoCoreError as error:
             problems.append(f"source: cannot reach DynamoDB at {where}: {error}")
             break
-        stream = description.get("LatestStreamArn")
-        enabled = description.get("StreamSpecification", {}).get("StreamEnabled", bool(stream))
-        if not stream or not enabled:
-            problems.append(
-                f"tables[{index}].name: table {table.name!r} has no stream; enable one "
-                "(StreamViewType NEW_AND_OLD_IMAGES recommended)"
-            )
-            continue
-        view = description.get("StreamSpecification", {}).get("StreamViewType", "?")
-        report.append(f"DynamoDB {where}: table {table.name} has stream {stream} ({view})")
+        report.append(f"DynamoDB {where}: table {table.name} has stream {info.stream_arn} ({info.view_type or '?'})")
     return report, problems
 
 

@@ -44,7 +44,7 @@ def describe_table(dynamodb, name: str) -> TableInfo:
     stream_arn = table.get("LatestStreamArn")
     enabled = table.get("StreamSpecification", {}).get("StreamEnabled", bool(stream_arn))
     if not stream_arn or not enabled:
-        raise ConfigError(f"table {name!r} has no DynamoDB stream enabled; enable one (NEW_AND_OLD_IMAGES)")
+        raise ConfigError(f"table {name!r} has no stream enabled; enable one (NEW_AND_OLD_IMAGES recommended)")
     schema = sorted(table["KeySchema"], key=lambda k: k["KeyType"] != "HASH")
     view_type = table.get("StreamSpecification", {}).get("StreamViewType", "")
     region = stream_arn.split(":")[3] if stream_arn.count(":") >= 4 else dynamodb.meta.region_name
