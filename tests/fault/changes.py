@@ -98,3 +98,22 @@ def stream_changes(endpoint: str, table: str = TABLE) -> list[tuple[str, str, st
                 changes.append((record["eventID"], key, OPS[record["eventName"]]))
             iterator = response.get("NextShardIterator")
     return changes
+
+
+class CorruptingStreams:
+    """The real moto Streams client, except that the new image of item `bad` gets attribute `v` = `malformed`:
+    a record that cannot be normalized, which moto itself never produces."""
+
+    def __init__(self, client, malformed: dict) -> None:
+        self.client = client
+        self.malformed = malformed
+
+    def __getattr__(self, name: str):
+        return getattr(self.client, name)
+
+    def get_records(self, **kwargs):
+        response = self.client.get_records(**kwargs)
+        for record in response["Records"]:
+            if record["dynamodb"]["Keys"]["pk"] == {"S": "bad"}:
+                record["dynamodb"]["NewImage"]["v"] = self.malformed
+        return response

@@ -18,7 +18,7 @@ from bridge.errors import FatalError
 from bridge.pipeline import Pipeline, aws_clients
 from tests.bridge_process import run_bridge
 from tests.fault.bridge_runner import bridge_config
-from tests.fault.changes import TABLE, create_table
+from tests.fault.changes import TABLE, CorruptingStreams, create_table
 from tests.fault.delivery import topic_records
 from tests.fault.recording_sink import GatedSink
 
@@ -116,24 +116,6 @@ def test_skip_policy_logs_the_poison_record_and_goes_on(dynamodb, moto_endpoint,
     assert again.returncode == 0 and "SKIPPED" not in again.stderr, "the checkpoint moved past the skipped record"
 
 
-class CorruptingStreams:
-    """The real moto Streams client, except that the image of item `bad` carries a malformed number:
-    a record that cannot be normalized, which moto itself never produces."""
-
-    def __init__(self, client) -> None:
-        self.client = client
-
-    def __getattr__(self, name: str):
-        return getattr(self.client, name)
-
-    def get_records(self, **kwargs):
-        response = self.client.get_records(**kwargs)
-        for record in response["Records"]:
-            if record["dynamodb"]["Keys"]["pk"] == {"S": "bad"}:
-                record["dynamodb"]["NewImage"]["v"] = {"N": "12abc"}
-        return response
-
-
 def _pipeline(tmp_path, moto_endpoint, **table):
     create_table_yaml = ", ".join(f"{k}: {v}" for k, v in {"name": TABLE, **table}.items())
     config = parse_config(
@@ -147,7 +129,7 @@ checkpoint: {{path: "{tmp_path / "checkpoints.json"}"}}
     dynamodb, streams = aws_clients(config)
     sink = GatedSink()
     sink.gate.set()
-    return Pipeline(config, dynamodb=dynamodb, streams=CorruptingStreams(streams), sinks=[sink]), sink
+    return Pipeline(config, dynamodb=dynamodb, streams=CorruptingStreams(streams, {"N": "12abc"}), sinks=[sink]), sink
 
 
 def _good_bad_good(endpoint: str) -> None:

@@ -16,25 +16,8 @@ import boto3
 from bridge.codec import decode_value
 from bridge.config import parse_config
 from bridge.pipeline import Pipeline, aws_clients
-from tests.fault.changes import TABLE, create_table
+from tests.fault.changes import TABLE, CorruptingStreams, create_table
 from tests.kafka_topic import read_topic
-
-
-class CorruptingStreams:
-    """The real moto Streams client, except that item `bad`'s new image carries a malformed number."""
-
-    def __init__(self, client) -> None:
-        self.client = client
-
-    def __getattr__(self, name: str):
-        return getattr(self.client, name)
-
-    def get_records(self, **kwargs):
-        response = self.client.get_records(**kwargs)
-        for record in response["Records"]:
-            if record["dynamodb"]["Keys"]["pk"] == {"S": "bad"}:
-                record["dynamodb"]["NewImage"]["v"] = {"M": {"deep": {"N": "12abc"}}}
-        return response
 
 
 def test_kafka_path_transcodes_images_and_routes_a_malformed_one_to_the_dead_letters(
@@ -55,7 +38,8 @@ checkpoint: {{path: "{tmp_path / "checkpoints.json"}"}}
 """
     )
     dynamodb_client, streams = aws_clients(config)
-    pipeline = Pipeline(config, dynamodb=dynamodb_client, streams=CorruptingStreams(streams))
+    corrupting = CorruptingStreams(streams, {"M": {"deep": {"N": "12abc"}}})
+    pipeline = Pipeline(config, dynamodb=dynamodb_client, streams=corrupting)
 
     pipeline.run(until_caught_up=True)
 
