@@ -71,6 +71,7 @@ class Pipeline:
         self.table_configs = {table.name: table for table in config.tables}
         self.poison: PoisonRouter = build_router(config)
         self.unflushed = 0
+        self._transcoders: dict[str, object] = {}  # table -> transcoder or None, chosen on its first batch
 
     def request_stop(self) -> None:
         """Ask the run to drain and return (safe to call from a signal handler).
@@ -158,19 +159,7 @@ class Pipeline:
         table = batch.table
         events: list[ChangeEvent] = []
         raw: dict[str, dict] = {}  # sequence number -> stream record, for dead letters
-        # Images are checked here, before any sink sees them. When every sink is Kafka with the generic exact
-        # envelope (and no attribute is excluded), they go from attribute-value JSON straight to Avro
-        # (bridge/codec/transcode.py) and no plain values are built; else they are normalized now.
-        transcoders = getattr(self, "_transcoders", None)
-        if transcoders is None:
-            transcoders = self._transcoders = {}
-        if table.name not in transcoders:
-            codecs = [getattr(sink.tables.get(table.name), "codec", None) for sink in sinks]
-            fast = sinks and all(isinstance(sink, KafkaSink) for sink in sinks)
-            fast = fast and all(getattr(codec, "transcoder", None) is not None for codec in codecs)
-            excludes = self.table_configs[table.name].exclude_attributes
-            transcoders[table.name] = codecs[0].transcoder if fast and not excludes else None
-        transcoder = transcoders[table.name]
+        transcoder = self._transcoder(table.name, sinks)
         for record in batch.records:
             try:
                 event = to_change_event(
@@ -207,6 +196,18 @@ class Pipeline:
         if batch.ended:
             self.tracker.finished(table.stream_arn, batch.shard_id)
             source.shard_done(batch)
+
+    def _transcoder(self, table: str, sinks: list[Sink]):
+        """The table's transcoder when every sink is Kafka with the generic exact envelope and no attribute is
+        excluded: images then go from attribute-value JSON straight to Avro (bridge/codec/transcode.py) and no
+        plain values are built. None otherwise: images are normalized. Either way before any sink sees them."""
+        if table not in self._transcoders:
+            codecs = [getattr(sink.tables.get(table), "codec", None) for sink in sinks]
+            fast = sinks and all(isinstance(sink, KafkaSink) for sink in sinks)
+            fast = fast and all(getattr(codec, "transcoder", None) is not None for codec in codecs)
+            excludes = self.table_configs[table].exclude_attributes
+            self._transcoders[table] = codecs[0].transcoder if fast and not excludes else None
+        return self._transcoders[table]
 
     def _write_to(self, sink: Sink, events: list[ChangeEvent], raw: dict[str, dict]) -> None:
         """Write `events` to one sink; an event it rejects is routed by policy and the rest still go."""
