@@ -28,11 +28,11 @@ def checkpoint_rows(config: Config) -> list[tuple[str, ...]]:
     return sorted(rows)
 
 
-def format_table(rows: list[tuple[str, ...]]) -> str:
-    """Rows under `COLUMNS`, left-aligned in columns as wide as their longest cell."""
-    widths = [max(len(row[i]) for row in [COLUMNS, *rows]) for i in range(len(COLUMNS))]
+def format_table(rows: list[tuple[str, ...]], columns: tuple[str, ...] = COLUMNS, indent: str = "") -> str:
+    """Rows under `columns`, left-aligned in columns as wide as their longest cell, each line after `indent`."""
+    widths = [max(len(row[i]) for row in [columns, *rows]) for i in range(len(columns))]
     lines = [
-        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
-        for row in [COLUMNS, *rows]
+        indent + "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        for row in [columns, *rows]
     ]
     return "\n".join(lines) + "\n"

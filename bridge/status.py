@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, replace
 from botocore.exceptions import ClientError, EndpointConnectionError, NoCredentialsError
 
 from bridge.checkpoint import CheckpointStore, ShardCheckpoint
+from bridge.checkpoint_report import format_table
 from bridge.config import Config
 from bridge.errors import ConfigError
 from bridge.lag import RETENTION_S, creation_time, format_duration
@@ -120,9 +121,7 @@ def render_text(shards: list[ShardStatus]) -> str:
     def flush() -> None:
         if not rows:
             return
-        widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
-        for row in [header, *rows]:
-            lines.append("  " + "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+        lines.append(format_table(rows, header, indent="  ").rstrip("\n"))
         rows.clear()
 
     for shard in shards:
