@@ -15,23 +15,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bridge.codec.avro import EnvelopeCodec, envelope_schema
+from bridge.codec.avro import EnvelopeCodec, decimal_to_vsd, envelope_schema
 from bridge.codec.writer import EnvelopeWriter, uvarint, zigzag
 from bridge.normalize import INT64_MAX, INT64_MIN, ChangeEvent, DynamoSet, Position
 
 SCHEMA = envelope_schema()
 VSD = "io.cdcbridge.VariableScaleDecimal"
 SETS = {"SS": "io.cdcbridge.StringSet", "NS": "io.cdcbridge.NumberSet", "BS": "io.cdcbridge.BinarySet"}
-
-
-def _vsd(number: Decimal | int) -> dict:
-    if isinstance(number, int):
-        unscaled, scale = number, 0
-    else:
-        sign, digits, exponent = number.as_tuple()
-        unscaled = int("".join(map(str, digits)) or "0") * (-1 if sign else 1)
-        scale = -exponent
-    return {"scale": scale, "value": unscaled.to_bytes((unscaled.bit_length() + 8) // 8, "big", signed=True)}
 
 
 def _number(value: int | Decimal, numbers: str) -> tuple[str, Any]:
@@ -41,7 +31,7 @@ def _number(value: int | Decimal, numbers: str) -> tuple[str, Any]:
         return ("string", str(value))
     if type(value) is int and INT64_MIN <= value <= INT64_MAX:
         return ("long", value)
-    return (VSD, _vsd(value))
+    return (VSD, decimal_to_vsd(value))
 
 
 def _hinted(value: Any, numbers: str) -> dict:
