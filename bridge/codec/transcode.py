@@ -10,6 +10,11 @@ set records with their members sorted exactly as `bridge.normalize.DynamoSet` so
 
 It validates as it goes; on any problem it hands the image to `bridge.normalize`, which raises the
 `PoisonRecordError` (attribute path and reason) a malformed value has always raised.
+
+The walk itself runs in C (`bridge/codec/_speedups.c`) when the install compiled it: the C writer handles
+the common shapes and calls this module's Python writer for every other attribute value, so the rules of
+what is accepted live here (tests/unit/test_speedups.py checks both write the same bytes). Without a C
+compiler the Python writer does the whole walk.
 """
 
 from __future__ import annotations
@@ -20,6 +25,15 @@ from typing import Any
 
 from bridge.codec.writer import _LENGTH, _SMALL_LONG, _TABLE_SIZE, _branches, _long, _string, _vsd, zigzag
 from bridge.normalize import LazyChangeEvent, _binary, _image, normalize_number
+
+try:
+    from bridge.codec._speedups import encode_image
+except ImportError:  # installed without a C compiler: the Python writer writes the same bytes
+    encode_image = None
+
+# the union branches `encode_image` takes, in the order of its tag bytes
+C_BRANCHES = ("null", "boolean", "long", "string", "bytes", "VariableScaleDecimal", "map", "array")
+C_BRANCHES += ("StringSet", "NumberSet", "BinarySet")
 
 
 class _Malformed(Exception):
@@ -41,7 +55,15 @@ class Transcoder:
     """
 
     def __init__(self, schema: dict) -> None:
-        self.item = image_writer(schema)
+        self.item, value = image_writer(schema)
+        self.tags = branch_tags(schema)
+
+        def one_value(av: Any) -> bytes:
+            out = bytearray()
+            value(out, av)
+            return bytes(out)
+
+        self.one_value = one_value  # what the C writer calls for a value it leaves to Python
 
     def sides(self, event: Any) -> tuple[bytes, bytes] | None:
         """The encoded `before` and `after` of `event` (`\\x00`, or `\\x02` and the map), or None (no raw images).
@@ -60,21 +82,30 @@ class Transcoder:
     def _side(self, image: Any, name: str) -> bytes:
         if image is None:
             return b"\x00"
-        out = bytearray(b"\x02")
         try:
             if type(image) is not dict:
                 raise _Malformed
+            if encode_image is not None:
+                return encode_image(image, self.tags, self.one_value)
+            out = bytearray(b"\x02")
             self.item(out, image)
+            return bytes(out)
         except Exception:  # whatever it was, normalize names it (or accepts the image)
             _image({name: image}, name)  # raises PoisonRecordError with the attribute path
             raise  # not reached for images normalize refuses; an image it accepts is a bug here: surface it
-        return bytes(out)
 
 
-def image_writer(schema: dict) -> Callable[[bytearray, dict], None]:
-    """A function that appends a raw image (`{"attr": {"S": "x"}, ...}`) as an AttributeValue map to a buffer.
+def branch_tags(schema: dict) -> bytes:
+    """The one-byte union tags of `C_BRANCHES` in the AttributeValue union of `schema`."""
+    index = _branches(schema)
+    return b"".join(zigzag(index[name]) for name in C_BRANCHES)
 
-    It raises on anything `bridge.normalize` would refuse (not always `PoisonRecordError`: `Transcoder` asks
+
+def image_writer(schema: dict) -> tuple[Callable[[bytearray, dict], None], Callable[[bytearray, Any], None]]:
+    """Functions that append a raw image (`{"attr": {"S": "x"}, ...}`) as an AttributeValue map, and one
+    attribute value (`{"S": "x"}`) as an AttributeValue, to a buffer.
+
+    They raise on anything `bridge.normalize` would refuse (not always `PoisonRecordError`: `Transcoder` asks
     normalize for the precise error).
     """
     tag = {name: zigzag(i) for name, i in _branches(schema).items()}
@@ -220,4 +251,4 @@ def image_writer(schema: dict) -> Callable[[bytearray, dict], None]:
                     value(out, av)
         out += b"\x00"
 
-    return item
+    return item, value
