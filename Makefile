@@ -37,18 +37,20 @@ $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 
-$(VENV)/.demo-installed: pyproject.toml | $(VENV)/bin/python
+COMPILED = setup.py bridge/codec/_speedups.c  # the C transcoder, built by pip install
+
+$(VENV)/.demo-installed: pyproject.toml $(COMPILED) | $(VENV)/bin/python
 	$(BIN)/pip install -q -e '.[demo]'
 	touch $@
 
-$(VENV)/.test-installed: pyproject.toml tests/plugin_sink/pyproject.toml | $(VENV)/bin/python
+$(VENV)/.test-installed: pyproject.toml $(COMPILED) tests/plugin_sink/pyproject.toml | $(VENV)/bin/python
 	$(BIN)/pip install -q -e '.[test]'
 	$(BIN)/pip install -q -e tests/plugin_sink  # a third-party sink for the sink conformance tests
 	touch $@
 
-$(VENV)/.bench-installed: pyproject.toml | $(VENV)/bin/python
+$(VENV)/.bench-installed: pyproject.toml $(COMPILED) | $(VENV)/bin/python
 	$(BIN)/pip install -q -e '.[bench]'
 	touch $@
 
 clean:
-	rm -rf $(VENV) stack/.kafka .pytest_cache .ruff_cache .hypothesis .cdc-bridge
+	rm -rf $(VENV) stack/.kafka .pytest_cache .ruff_cache .hypothesis .cdc-bridge build bridge/codec/*.so
