@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+import orjson
+
 from bridge.errors import PoisonRecordError
 
 INT64_MIN = -(2**63)
@@ -262,11 +264,28 @@ def _is_ttl_delete(record: dict) -> bool:
     return kind == "Service" and principal == "dynamodb.amazonaws.com"
 
 
+class RawImage(bytes):
+    """An item image still as its JSON text, as the fast read path (bridge/source/rawbody.py) leaves it:
+    the transcoder writes it to Avro without building Python objects; `parsed()` gives the attribute-value
+    JSON as dicts for everything else (normalizing, dead letters)."""
+
+    __slots__ = ()
+
+    def parsed(self) -> Any:
+        """The image as orjson parses it; `PoisonRecordError` when the text is not JSON."""
+        try:
+            return orjson.loads(memoryview(self))  # orjson takes bytes, not subclasses of it
+        except orjson.JSONDecodeError as error:
+            raise PoisonRecordError(f"image is not valid JSON: {error}") from None
+
+
 def _image(data: dict, name: str) -> dict | None:
     image = data.get(name)
     if image is None:
         return None
     try:
+        if type(image) is RawImage:
+            image = image.parsed()
         return normalize_item(_expect(image, dict, name))
     except PoisonRecordError as error:
         raise PoisonRecordError(error.reason, _child_path(error.path, name)) from None

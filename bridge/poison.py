@@ -24,7 +24,7 @@ from kafka.errors import KafkaError, KafkaTimeoutError
 
 from bridge import metrics
 from bridge.errors import ConfigError, FatalError, PoisonRecordError, RetriableError
-from bridge.normalize import ChangeEvent
+from bridge.normalize import ChangeEvent, RawImage
 
 log = logging.getLogger(__name__)
 RECORD_OVERHEAD = 2048  # bytes kept free for the Kafka record's key, headers and batch framing
@@ -83,6 +83,11 @@ class DeadLetter:
 
 
 def _plain_json(value: Any) -> Any:
+    if isinstance(value, RawImage):  # an image the read path left as JSON text
+        try:
+            return value.parsed()
+        except PoisonRecordError:
+            return value.decode(errors="replace")
     if isinstance(value, bytes | bytearray):
         return base64.b64encode(value).decode()
     if isinstance(value, dt.datetime):

@@ -24,12 +24,12 @@ from decimal import Decimal
 from typing import Any
 
 from bridge.codec.writer import _LENGTH, _SMALL_LONG, _TABLE_SIZE, _branches, _long, _string, _vsd, zigzag
-from bridge.normalize import LazyChangeEvent, _binary, _image, normalize_number
+from bridge.normalize import LazyChangeEvent, RawImage, _binary, _image, normalize_number
 
 try:
-    from bridge.codec._speedups import encode_image
+    from bridge.codec._speedups import encode_image, encode_image_json
 except ImportError:  # installed without a C compiler: the Python writer writes the same bytes
-    encode_image = None
+    encode_image = encode_image_json = None
 
 # the union branches `encode_image` takes, in the order of its tag bytes
 C_BRANCHES = ("null", "boolean", "long", "string", "bytes", "VariableScaleDecimal", "map", "array")
@@ -83,6 +83,11 @@ class Transcoder:
         if image is None:
             return b"\x00"
         try:
+            if type(image) is RawImage:  # still JSON text (bridge/source/rawbody.py)
+                encoded = encode_image_json(image, self.tags)
+                if encoded is not None:
+                    return encoded
+                image = image.parsed()
             if type(image) is not dict:
                 raise _Malformed
             if encode_image is not None:
