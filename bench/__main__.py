@@ -117,6 +117,10 @@ def table(results: list[dict]) -> str:
                 f"{r['benchmark']:<28} {r['records']:>8} {r['records_per_s']:>10} {r['us_per_record']:>10} "
                 f"{r['peak_rss_mb']:>11}"
             )
+        if "cpu_us_per_record" in r and r["benchmark"].startswith(("end-to-end/bridge", "memory/")):
+            busy = r["cpu_us_per_record"] / r["us_per_record"]
+            lines[-1] += f"  CPU {r['cpu_us_per_record']} us/record ({busy:.0%} of a core)"
+            lines[-1] += f", GetRecords pacing allows {r['pacing_limit_records_per_s']}/s"
         if "ratio" in r:
             lines[-1] += f"  {r['ratio']}x {r['baseline']} ({r['baseline_records_per_s']}/s)"
         if "rss_growth" in r:

@@ -20,6 +20,7 @@ from kafka.admin import NewTopic
 
 from bench import corpus
 from bench.process import Measured, Service, measure, python
+from bridge.source.stream import MIN_CALL_INTERVAL
 
 PARTITIONS = 4
 
@@ -99,9 +100,15 @@ def run_bridge(bootstrap: str, records: int, workdir: Path, name: str) -> dict:
         raise RuntimeError(f"the bridge left {in_topic} records in {topic}, expected {records}")
     checkpoint = json.loads(Path(yaml.safe_load(config.read_text())["checkpoint"]["path"]).read_text())
     stored = {shard: entry["sequence_number"] for shard, entry in checkpoint["streams"][corpus.STREAM_ARN].items()}
-    if stored != json.loads(manifest.read_text()):
+    expected = json.loads(manifest.read_text())
+    if stored != expected["last"]:
         raise RuntimeError(f"checkpoint {stored} does not end at the last record of every shard")
-    return _figures(name, records, run)
+    figures = _figures(name, records, run)
+    # AWS allows 5 GetRecords calls per second per shard (the bridge keeps MIN_CALL_INTERVAL between them): a
+    # shard of P pages takes P + 1 calls (the last finds its end), P intervals, however fast the bridge is
+    fastest_s = max(expected["pages"].values()) * MIN_CALL_INTERVAL
+    figures["pacing_limit_records_per_s"] = round(records / fastest_s)
+    return figures
 
 
 def run_plain_loop(bootstrap: str, records: int) -> dict:

@@ -208,7 +208,9 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, default=100_000)
     parser.add_argument("--port", type=int, default=0)
-    parser.add_argument("--manifest", help="write {shard id: last sequence number} as JSON to this file")
+    parser.add_argument(
+        "--manifest", help='write {"last": {shard id: last sequence number}, "pages": {shard id: pages}} to this file'
+    )
     args = parser.parse_args(argv)
     endpoint = Endpoint(args.records)
     if args.manifest:
@@ -217,7 +219,8 @@ def main(argv: list[str] | None = None) -> None:
             for i, shard in enumerate(endpoint.shards)
             if shard.records
         }
-        Path(args.manifest).write_text(json.dumps(last))
+        pages = {corpus.shard_id(i): len(shard.pages) for i, shard in enumerate(endpoint.shards)}
+        Path(args.manifest).write_text(json.dumps({"last": last, "pages": pages}))
     server = ThreadingHTTPServer(("127.0.0.1", args.port), handler(endpoint))
     server.daemon_threads = True
     print(f"READY {server.server_address[1]}", flush=True)
