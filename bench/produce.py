@@ -15,7 +15,7 @@ and kafka-python's sender), the median of `--runs` runs of:
   producer settings: the floor kafka-python sets;
 - `murmur2`: kafka-python's pure-Python partitioner hash of the same keys (part of `send`).
 
-`--gap-us 170` makes each run look more like the bridge, where the pipeline thread spends about 170 us per
+`--gap-us 80` makes each run look more like the bridge, where the pipeline thread spends some 50-170 us per
 record reading, normalizing and transcoding between two `write` calls: after each page the main thread
 spins for that long (its CPU time is subtracted), so that kafka-python's sender thread works while the
 caller does something else, as it does in the bridge, rather than competing with back-to-back sends.

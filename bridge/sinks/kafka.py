@@ -7,6 +7,11 @@ meanwhile) and `flush()` raises `RetriableError` until the broker acknowledged e
 A record the broker rejects for good makes `flush()` raise `FatalError`. A restart after a crash re-sends
 the records written after the last checkpoint: those duplicates carry the same `event_id` and
 `sequence_number` headers as the first copy.
+
+Each record goes to the partition kafka-python's default partitioner (and Java's) picks for its key,
+murmur2 of the key modulo the partition count, computed here once per record from the topic's partitions
+as the producer's metadata knows them when `write` starts, and handed to `send` explicitly: the same
+partition, without the default partitioner's per-record metadata copies.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from functools import cache
 from typing import Literal
 
 from kafka.errors import KafkaError, KafkaTimeoutError, MessageSizeTooLargeError
+from kafka.partitioner import murmur2
 
 from bridge import metrics
 from bridge.codec.keys import kafka_key
@@ -39,6 +45,12 @@ AVRO = b"application/vnd.apache.avro"
 def _avro_headers(fingerprint: bytes) -> tuple[tuple[str, bytes], ...]:
     """The schema headers of a writer schema (the same for every record of a table)."""
     return (("schema_fingerprint", fingerprint.hex().encode()), ("content_type", AVRO))
+
+
+def partition_for(key: bytes, partitions: Sequence[int]) -> int:
+    """The partition of `key` among the topic's sorted `partitions`, as kafka-python's `DefaultPartitioner` and
+    Java's default partitioner pick it: the positive murmur2 hash of the key modulo the partition count."""
+    return partitions[(murmur2(key) & 0x7FFFFFFF) % len(partitions)]
 
 
 def _doc(text: str, **kwargs):
@@ -114,7 +126,8 @@ class KafkaSink(Sink):
         self.topics = {table: self.config.topic.format(table=table) for table in self.tables}
         ensure_topics(self.config, self.topics.values())
         self.producer = make_producer(self.config)
-        self.pending: list = []
+        self.pending: list = []  # futures of the records sent since the last successful flush
+        self.rejected: list[BaseException] = []  # why the broker refused records for good (then flush is fatal)
 
     def _headers(self, event: ChangeEvent, fingerprint: bytes | None) -> list[tuple[str, bytes]]:
         headers = [
@@ -133,22 +146,47 @@ class KafkaSink(Sink):
         Events before the rejected one were accepted; the caller continues after it (or stops).
         """
         ts_ms = int(time.time() * 1000)
-        for event in events:
-            table = self.tables[event.table]
-            try:
-                value = table.codec.encode(event, ts_ms)
-                key = kafka_key(event, table.key)
-            except PoisonRecordError as error:
-                raise RejectedEvent(event, f"cannot encode: {error}", error.path) from error
-            self._send(event, key, value, self._headers(event, table.codec.fingerprint))
-            if self.config.tombstones and event.op == "d":
-                self._send(event, key, None, self._headers(event, None))
-
-    def _send(self, event: ChangeEvent, key: bytes, value: bytes | None, headers: list) -> None:
-        topic = self.topics[event.table]
-        started = time.monotonic()
+        partitions: dict[str, list[int]] = {}  # topic -> its partitions, looked up once per call
+        last: dict[tuple[str, int], tuple[float, object]] = {}  # (topic, partition) -> (handed at, future)
         try:
-            future = self.producer.send(topic, value=value, key=key, headers=headers)
+            for event in events:
+                table = self.tables[event.table]
+                try:
+                    value = table.codec.encode(event, ts_ms)
+                    key = kafka_key(event, table.key)
+                except PoisonRecordError as error:
+                    raise RejectedEvent(event, f"cannot encode: {error}", error.path) from error
+                topic = self.topics[event.table]
+                if topic not in partitions:
+                    partitions[topic] = self._partitions(topic)
+                partition = partition_for(key, partitions[topic])
+                headers = self._headers(event, table.codec.fingerprint)
+                last[topic, partition] = self._send(event, topic, partition, key, value, headers)
+                if self.config.tombstones and event.op == "d":
+                    last[topic, partition] = self._send(event, topic, partition, key, None, self._headers(event, None))
+        finally:
+            for handed, future in last.values():
+                future.add_callback(lambda _, handed=handed: metrics.kafka_send_latency(time.monotonic() - handed))
+
+    def _partitions(self, topic: str) -> list[int]:
+        """The topic's partitions as the producer's metadata knows them (fetched first if it knows none)."""
+        try:
+            partitions = sorted(self.producer.partitions_for(topic))
+        except KafkaTimeoutError as error:
+            raise RetriableError(f"no metadata for topic {topic}: {error}") from error
+        except KafkaError as error:
+            raise FatalError(f"Kafka refused the metadata of topic {topic}: {error}") from error
+        if not partitions:
+            raise RetriableError(f"no partitions known yet for topic {topic}")
+        return partitions
+
+    def _send(
+        self, event: ChangeEvent, topic: str, partition: int, key: bytes, value: bytes | None, headers: list
+    ) -> tuple[float, object]:
+        """Hand one record to the producer; returns when that was and the record's future."""
+        handed = time.monotonic()
+        try:
+            future = self.producer.send(topic, value=value, key=key, headers=headers, partition=partition)
         except MessageSizeTooLargeError as error:
             raise RejectedEvent(
                 event, f"too large for Kafka (max_request_size {self.config.max_request_size} B): {error}"
@@ -157,9 +195,8 @@ class KafkaSink(Sink):
             raise RetriableError(f"no metadata for topic {topic}: {error}") from error
         except KafkaError as error:
             raise FatalError(f"Kafka refused a record of {event.table} at {event.position}: {error}") from error
-        future.add_callback(lambda _: metrics.kafka_send_latency(time.monotonic() - started))
-        future.add_errback(lambda error: metrics.sink_error("kafka", error))
         self.pending.append(future)
+        return handed, future
 
     def flush(self, timeout: float) -> None:
         """Return when the broker acknowledged every record so far; `RetriableError` if not yet, `FatalError`
@@ -168,17 +205,31 @@ class KafkaSink(Sink):
             self.producer.flush(timeout=timeout)
         except KafkaTimeoutError:
             metrics.sink_error("kafka", "FlushTimeout")
+            self._count_rejected()
             waiting = sum(1 for future in self.pending if not future.is_done)
             raise RetriableError(
                 f"Kafka at {self.config.bootstrap_servers} did not acknowledge {waiting} record(s) "
                 f"within {timeout:.0f} s"
             ) from None
-        for future in self.pending:
-            if not future.is_done:
-                raise RetriableError(f"Kafka did not acknowledge records within {timeout:.0f} s")
-            if future.failed():
-                raise FatalError(f"Kafka rejected a record: {future.exception!r}")
+        except KafkaError as error:  # kafka-python 3.0: UnknownError('Future not done') while it splits a batch
+            metrics.sink_error("kafka", error)
+            raise RetriableError(f"Kafka flush did not complete: {error}") from error
+        self._count_rejected()
+        if self.rejected:
+            raise FatalError(f"Kafka rejected {len(self.rejected)} record(s), the first: {self.rejected[0]!r}")
+        if not all(future.is_done for future in self.pending):
+            raise RetriableError(f"Kafka did not acknowledge records within {timeout:.0f} s")
         self.pending = []
+
+    def _count_rejected(self) -> None:
+        """Move the errors of records the broker rejected for good from `pending` to `rejected`, counting each
+        once in `cdc_bridge_sink_errors_total`."""
+        if any(future.exception is not None for future in self.pending):
+            for future in self.pending:
+                if future.exception is not None:
+                    metrics.sink_error("kafka", future.exception)
+                    self.rejected.append(future.exception)
+            self.pending = [future for future in self.pending if future.exception is None]
 
     def readiness(self) -> str | None:
         """None while the producer holds a connection to a broker, else why not (served on `/ready`)."""
