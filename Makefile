@@ -37,7 +37,7 @@ $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 
-COMPILED = setup.py bridge/codec/_speedups.c  # the C transcoder, built by pip install
+COMPILED = setup.py $(wildcard bridge/codec/csrc/*.[ch])  # the C module, built by pip install
 
 $(VENV)/.demo-installed: pyproject.toml $(COMPILED) | $(VENV)/bin/python
 	$(BIN)/pip install -q -e '.[demo]'

@@ -7,7 +7,7 @@ Chains (each runs alone in a fresh process so that its peak RSS is its own):
   like the naive chains.
 - `transcode`: the Kafka path of the bridge: lazy events from records whose images are JSON text, as the
   read path hands them on (`bridge.normalize.RawImage`), encoded by `EnvelopeCodec.encode`, which writes
-  the images from their text (bridge/codec/_speedups.c). Cutting the images out of the page is reading's
+  the images from their text (bridge/codec/csrc/). Cutting the images out of the page is reading's
   work and is not timed here.
 - `naive-avro`: boto3's `TypeDeserializer` on records shaped as boto3 returns them, then
   `fastavro.schemaless_writer` on the same generic envelope schema, with no union branch hints.

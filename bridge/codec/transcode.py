@@ -11,7 +11,7 @@ set records with their members sorted exactly as `bridge.normalize.DynamoSet` so
 It validates as it goes; on any problem it hands the image to `bridge.normalize`, which raises the
 `PoisonRecordError` (attribute path and reason) a malformed value has always raised.
 
-The walk itself runs in C (`bridge/codec/_speedups.c`) when the install compiled it: the C writer handles
+The walk itself runs in C (`bridge/codec/csrc/`) when the install compiled it: the C writer handles
 the common shapes and calls this module's Python writer for every other attribute value, so the rules of
 what is accepted live here (tests/unit/test_speedups.py checks both write the same bytes). Without a C
 compiler the Python writer does the whole walk.

@@ -11,7 +11,7 @@ seconds, both of which `bridge.normalize` accepts.
 Everything else stays boto3's: signing, endpoints, retries and error responses (any status other than
 200, or a body that is not JSON, is left to botocore unchanged).
 
-When the C module is built (bridge/codec/_speedups.c), the parse goes further: `split_images` cuts every
+When the C module is built (bridge/codec/csrc/), the parse goes further: `split_images` cuts every
 record's `NewImage` and `OldImage` out of the page first, orjson parses what is left (event metadata and
 keys), and each image stays JSON text (`bridge.normalize.RawImage`). Images are most of a page - some 90 %
 of its objects - and the transcoder writes them from their text straight to Avro; anything that needs

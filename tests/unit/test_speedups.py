@@ -1,4 +1,4 @@
-"""The C image writer (`bridge/codec/_speedups.c`) writes exactly the bytes of the Python image writer.
+"""The C image writer (`bridge/codec/csrc/`) writes exactly the bytes of the Python image writer.
 
 Both are given the same raw images: well-formed ones of every shape (numbers in every notation and length,
 base64 with and without padding, sets with ties and more members than the C writer sorts itself, deep
@@ -44,7 +44,7 @@ def assert_same(image: dict) -> None:
 
 
 def test_the_install_compiled_the_c_writer():
-    assert encode_image is not None, "bridge/codec/_speedups.c was not built: is a C compiler installed?"
+    assert encode_image is not None, "bridge/codec/csrc/ was not built: is a C compiler installed?"
 
 
 _DIGITS = st.text("0123456789", max_size=45)
