@@ -1,7 +1,8 @@
 """Real local services for tests: a single-node KRaft Kafka broker and a moto server, on free loopback ports.
 
 The Kafka jars come from Maven Central (`make kafka-jars`, into stack/.kafka/lib). Each service runs in
-its own process group and is stopped (and killed, if it must be) by `stop()`.
+its own process group and is stopped (and killed, if it must be) by `stop()`; on Linux it also gets SIGTERM
+when the process that started it dies without stopping it (a crashed or killed test run leaves nothing).
 """
 
 from __future__ import annotations
@@ -26,6 +27,28 @@ TEMPLATE = ROOT / "stack" / "server.properties.template"
 
 class ServiceError(RuntimeError):
     """A local service could not be started."""
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: ask Linux for SIGTERM when the parent dies (elsewhere: nothing)."""
+    if sys.platform == "linux":
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, int(signal.SIGTERM), 0, 0, 0)
+
+
+def _spawn(command: list[str], log_path: Path) -> subprocess.Popen:
+    """A service process in its own session, output appended to `log_path`."""
+    with open(log_path, "ab") as log:
+        return subprocess.Popen(
+            command,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            preexec_fn=_die_with_parent,
+        )
 
 
 def free_port() -> int:
@@ -118,10 +141,7 @@ class KafkaBroker:
             main,
             *args,
         ]
-        with open(self.log, "ab") as log:
-            return subprocess.Popen(
-                command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
-            )
+        return _spawn(command, self.log)
 
     def start(self, timeout: float = 90) -> None:
         self.process = self._java("kafka.Kafka", str(self.config))
@@ -162,10 +182,7 @@ class MotoServer:
 
     def start(self, timeout: float = 60) -> None:
         command = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)]
-        with open(self.log, "ab") as log:
-            self.process = subprocess.Popen(
-                command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
-            )
+        self.process = _spawn(command, self.log)
         _wait_for_port(self.port, self.process, timeout, self.log)
 
     def reset(self) -> None:

@@ -137,7 +137,9 @@ def image_writer(schema: dict) -> tuple[Callable[[bytearray, dict], None], Calla
                     out += _long(n)
                 return
             whole, dot, fraction = body.partition(".")
-            if dot and (whole + fraction).isdigit():  # plain decimal notation: no Decimal needed
+            # plain decimal notation of DynamoDB's 38 digits at most: no Decimal needed (and no int() of a
+            # digit string longer than Python converts)
+            if dot and len(whole) + len(fraction) <= 38 and (whole + fraction).isdigit():
                 if fraction.strip("0"):
                     unscaled = int(text[: len(text) - len(body)] + whole + fraction)
                     data = unscaled.to_bytes((unscaled.bit_length() + 8) // 8, "big", signed=True)

@@ -136,10 +136,15 @@ def test_c_and_python_writers_refuse_the_same_malformed_images(image):
         {"B": "QUJD=="},  # excess padding
         {"S": "x\udc80"},
         {"M": {1: {"S": "x"}}},  # a name that is not a string
+        {"N": "0." + "0" * 5000 + "1"},  # longer than Python's int() reads, still an exact DynamoDB-style number
+        {"N": "0" * 5000 + "1.5"},
+        {"N": "0" * 5000 + "12.000"},
     ],
 )
 def test_c_and_python_writers_agree_on_edge_cases(value):
     assert_same({"v": value})
+    if "N" in value:
+        assert c_bytes({"v": value}) == python_bytes({"v": value}), "a number normalize accepts is written"
 
 
 def test_nesting_deeper_than_the_c_writer_goes_is_written_by_python_the_same():

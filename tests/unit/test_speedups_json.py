@@ -166,6 +166,22 @@ def test_pages_of_another_shape_are_not_split():
         assert split_images(page) is None, page
 
 
+def test_a_page_with_an_image_that_is_not_json_is_not_split():
+    """Cut out unchecked, a broken image could swallow the records after it and leave a page that parses."""
+    for page in [
+        b'{"Records":[{"dynamodb":{"NewImage":{"a":{"S":"x"}},"OldImage":{q":{"S":"y"}}}},'
+        b'{"dynamodb":{"NewImage":{"b":{"S":"lost"}}}},{"dynamodb":{"NewImage":{"c":{"S":"z"}},"OldImage":{d":{}}}}]}',
+        b'{"Records":[{"dynamodb":{"NewImage":{"a":{"S":"\xff"}}}}]}',  # not UTF-8
+        b'{"Records":[{"dynamodb":{"NewImage":{"a":{"N":01}}}}]}',  # not a JSON number
+        b'{"Records":[{"dynamodb":{"NewImage":{"a":tru}}}]}',
+        b'{"Records":[{"dynamodb":{"NewImage":{"a":[1,]}}}]}',
+    ]:
+        assert split_images(page) is None, page
+        response: dict = {"status_code": 200, "body": page}
+        keep_raw_records(response, {})
+        assert response["body"] == page, "left to botocore, which reports the page as unreadable"
+
+
 def test_the_read_path_hands_out_images_as_text_and_the_rest_as_values():
     image = {"pk": {"S": "1"}, "v": {"N": "2"}}
     body = orjson.dumps(_page([_record(1, image, None), {"eventID": "odd"}]))

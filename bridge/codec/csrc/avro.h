@@ -103,6 +103,9 @@ int split_digits(const char *s, Py_ssize_t len, NumberText *n);
 int put_split_number(Writer *w, NumberText n);
 void sort_members(Member *members, Py_ssize_t n, int numeric);
 
+/* Past one JSON value at *p (before `end`) when it is valid JSON as orjson reads it: 1, else 0. */
+int json_check(const char **p, const char *end);
+
 PyObject *encode_image(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
 PyObject *encode_image_json(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
 PyObject *split_images(PyObject *module, PyObject *body);

@@ -7,6 +7,12 @@
 
 #define DECLINE 1 /* parse results: 0 done, DECLINE, -1 Python error */
 
+#define TRY(call)                                                                                              \
+    do {                                                                                                       \
+        int result_ = (call);                                                                                  \
+        if (result_ != 0) return result_;                                                                      \
+    } while (0)
+
 typedef struct {
     const char *p, *end;
     Writer *w;
@@ -69,14 +75,14 @@ static int utf8_sequence(const unsigned char *p, const unsigned char *end) {
     return n;
 }
 
-/* A JSON string, decoded to UTF-8 and appended to `out`. */
+/* A JSON string, decoded to UTF-8 and appended to `out` (or only checked, when `out` is NULL). */
 static int json_string(Json *j, Out *out) {
     if (expect(j, '"')) return DECLINE;
     const unsigned char *p = (const unsigned char *)j->p, *end = (const unsigned char *)j->end;
     for (;;) {
         const unsigned char *run = p;
         while (p < end && *p >= 0x20 && *p < 0x80 && *p != '"' && *p != '\\') p++;
-        if (p > run && put(out, run, p - run) < 0) return -1;
+        if (p > run && out != NULL && put(out, run, p - run) < 0) return -1;
         if (p >= end || *p < 0x20) return DECLINE;
         if (*p == '"') break;
         if (*p == '\\') {
@@ -94,7 +100,7 @@ static int json_string(Json *j, Out *out) {
                     p += 6;
                     cp = 0x10000 + ((cp - 0xD800) << 10) + (low - 0xDC00);
                 }
-                if (put_code_point(out, cp) < 0) return -1;
+                if (out != NULL && put_code_point(out, cp) < 0) return -1;
                 continue;
             }
             switch (e) {
@@ -108,16 +114,82 @@ static int json_string(Json *j, Out *out) {
             case 't': byte = '\t'; break;
             default: return DECLINE;
             }
-            if (put_byte(out, byte) < 0) return -1;
+            if (out != NULL && put_byte(out, byte) < 0) return -1;
             continue;
         }
         int n = utf8_sequence(p, end);
         if (n == 0) return DECLINE;
-        if (put(out, p, n) < 0) return -1;
+        if (out != NULL && put(out, p, n) < 0) return -1;
         p += n;
     }
     j->p = (const char *)p + 1;
     return 0;
+}
+
+static int json_literal(Json *j, const char *word);
+
+static int is_digit(const char *p, const char *end) {
+    return p < end && *p >= '0' && *p <= '9';
+}
+
+/* One JSON value of any kind, checked as strictly as orjson reads it; 0 when valid. */
+static int check_value(Json *j, int depth) {
+    skip_ws(j);
+    if (j->p >= j->end || depth > 1000) return DECLINE;
+    char c = *j->p;
+    if (c == '"') return json_string(j, NULL);
+    if (c == 't') return json_literal(j, "true");
+    if (c == 'f') return json_literal(j, "false");
+    if (c == 'n') return json_literal(j, "null");
+    if (c == '{' || c == '[') {
+        char close = c == '{' ? '}' : ']';
+        j->p++;
+        skip_ws(j);
+        if (j->p < j->end && *j->p == close) {
+            j->p++;
+            return 0;
+        }
+        for (;;) {
+            if (c == '{') {
+                TRY(json_string(j, NULL));
+                TRY(expect(j, ':'));
+            }
+            TRY(check_value(j, depth + 1));
+            skip_ws(j);
+            if (j->p < j->end && *j->p == ',') {
+                j->p++;
+                continue;
+            }
+            return expect(j, close);
+        }
+    }
+    /* a number: -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)? */
+    const char *p = j->p, *end = j->end;
+    if (p < end && *p == '-') p++;
+    if (!is_digit(p, end)) return DECLINE;
+    if (*p++ != '0')
+        while (is_digit(p, end)) p++;
+    if (p < end && *p == '.') {
+        if (!is_digit(++p, end)) return DECLINE;
+        while (is_digit(p, end)) p++;
+    }
+    if (p < end && (*p == 'e' || *p == 'E')) {
+        p++;
+        if (p < end && (*p == '+' || *p == '-')) p++;
+        if (!is_digit(p, end)) return DECLINE;
+        while (is_digit(p, end)) p++;
+    }
+    j->p = p;
+    return 0;
+}
+
+int json_check(const char **p, const char *end) {
+    Json j;
+    j.p = *p;
+    j.end = end;
+    if (check_value(&j, 0) != 0) return 0;
+    *p = j.p;
+    return 1;
 }
 
 static int json_literal(Json *j, const char *word) {
@@ -179,11 +251,6 @@ static int insert_count(Out *out, Py_ssize_t start, Py_ssize_t count) {
 
 static int json_value(Json *j, int depth);
 
-#define TRY(call)                                                                                              \
-    do {                                                                                                       \
-        int result_ = (call);                                                                                  \
-        if (result_ != 0) return result_;                                                                      \
-    } while (0)
 
 /* A map of attribute values; names must be unique (a duplicate declines: a dict keeps only the last). */
 static int json_map(Json *j, int depth) {

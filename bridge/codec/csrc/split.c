@@ -10,7 +10,7 @@ static int scan_string(Scan *s, const char **raw, Py_ssize_t *len) {
     while (s->p < s->end && (*s->p == ' ' || *s->p == '\n' || *s->p == '\r' || *s->p == '\t')) s->p++;
     if (s->p >= s->end || *s->p != '"') return 0;
     const char *start = ++s->p;
-    while (s->p < s->end && *s->p != '"') s->p += *s->p == '\\' ? 2 : 1;
+    while (s->p < s->end && *s->p != '"') s->p += *s->p == '\\' && s->end - s->p > 1 ? 2 : 1;
     if (s->p >= s->end) return 0;
     *raw = start;
     *len = s->p++ - start;
@@ -29,7 +29,7 @@ static int scan_peek(Scan *s, char c) {
     return s->p < s->end && *s->p == c;
 }
 
-/* Past one JSON value of any kind (not validated: orjson parses whatever is kept). */
+/* Past one JSON value of any kind (not validated: orjson parses all that is kept). */
 static int scan_value(Scan *s) {
     const char *raw;
     Py_ssize_t len;
@@ -80,7 +80,7 @@ static int image_member(Split *sp, const char *key, Py_ssize_t len) {
     if (!IS_KEY(key, len, "NewImage") && !IS_KEY(key, len, "OldImage")) return scan_value(&sp->s);
     if (!scan_peek(&sp->s, '{')) return 0;
     const char *start = sp->s.p;
-    if (!scan_value(&sp->s)) return 0;
+    if (!json_check(&sp->s.p, sp->s.end)) return 0; /* an image cut out must be whole, valid JSON */
     PyObject *text = PyBytes_FromStringAndSize(start, sp->s.p - start);
     if (text == NULL) return -1;
     Py_ssize_t index = PyList_GET_SIZE(sp->images);
