@@ -12,9 +12,10 @@ Everything else stays boto3's: signing, endpoints, retries and error responses (
 200, or a body that is not JSON, is left to botocore unchanged).
 
 When the C module is built (bridge/codec/csrc/), the parse goes further: `split_images` cuts every
-record's `NewImage` and `OldImage` out of the page first, orjson parses what is left (event metadata and
-keys), and each image stays JSON text (`bridge.normalize.RawImage`). Images are most of a page - some 90 %
-of its objects - and the transcoder writes them from their text straight to Avro; anything that needs
+record's `NewImage` and `OldImage` out of the page first (each checked to be whole, valid JSON; a page
+with a broken one, or of an unexpected shape, is parsed whole), orjson parses what is left (event metadata
+and keys), and each image stays JSON text (`bridge.normalize.RawImage`). Images are most of a page - some
+90 % of its objects - and the transcoder writes them from their text straight to Avro; anything that needs
 them as values parses them then.
 
 The cyclic garbage collector is paused while a page is parsed: a 1 MB page creates some 100,000 dicts and
