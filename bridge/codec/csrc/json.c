@@ -132,6 +132,26 @@ static int is_digit(const char *p, const char *end) {
     return p < end && *p >= '0' && *p <= '9';
 }
 
+/* Past `open` of an object or array; *more is 0 when `close` follows at once (then past it too). */
+static int open_container(Json *j, char open, char close, int *more) {
+    TRY(expect(j, open));
+    skip_ws(j);
+    *more = !(j->p < j->end && *j->p == close);
+    if (!*more) j->p++;
+    return 0;
+}
+
+/* After an element: past a ',' (*more = 1) or the `close` that ends the container (*more = 0). */
+static int after_element(Json *j, char close, int *more) {
+    skip_ws(j);
+    *more = j->p < j->end && *j->p == ',';
+    if (*more) {
+        j->p++;
+        return 0;
+    }
+    return expect(j, close);
+}
+
 /* One JSON value of any kind, checked as strictly as orjson reads it; 0 when valid. */
 static int check_value(Json *j, int depth) {
     skip_ws(j);
@@ -143,25 +163,17 @@ static int check_value(Json *j, int depth) {
     if (c == 'n') return json_literal(j, "null");
     if (c == '{' || c == '[') {
         char close = c == '{' ? '}' : ']';
-        j->p++;
-        skip_ws(j);
-        if (j->p < j->end && *j->p == close) {
-            j->p++;
-            return 0;
-        }
-        for (;;) {
+        int more;
+        TRY(open_container(j, c, close, &more));
+        while (more) {
             if (c == '{') {
                 TRY(json_string(j, NULL));
                 TRY(expect(j, ':'));
             }
             TRY(check_value(j, depth + 1));
-            skip_ws(j);
-            if (j->p < j->end && *j->p == ',') {
-                j->p++;
-                continue;
-            }
-            return expect(j, close);
+            TRY(after_element(j, close, &more));
         }
+        return 0;
     }
     /* a number: -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)? */
     const char *p = j->p, *end = j->end;
@@ -251,18 +263,13 @@ static int insert_count(Out *out, Py_ssize_t start, Py_ssize_t count) {
 
 static int json_value(Json *j, int depth);
 
-
 /* A map of attribute values; names must be unique (a duplicate declines: a dict keeps only the last). */
 static int json_map(Json *j, int depth) {
     Out *out = &j->w->out;
     Py_ssize_t start = out->size, count = 0, base = j->names_size;
-    TRY(expect(j, '{'));
-    skip_ws(j);
-    if (j->p < j->end && *j->p == '}') {
-        j->p++;
-        return put_byte(out, 0);
-    }
-    for (;;) {
+    int more;
+    TRY(open_container(j, '{', '}', &more));
+    while (more) {
         if (count == MAX_NAMES) return DECLINE;
         j->scratch.size = 0;
         TRY(json_string(j, &j->scratch));
@@ -287,40 +294,24 @@ static int json_map(Json *j, int depth) {
         TRY(expect(j, ':'));
         TRY(json_value(j, depth));
         count++;
-        skip_ws(j);
-        if (j->p < j->end && *j->p == ',') {
-            j->p++;
-            continue;
-        }
-        TRY(expect(j, '}'));
-        break;
+        TRY(after_element(j, '}', &more));
     }
     j->names_size = base;
-    if (insert_count(out, start, count) < 0) return -1;
+    if (count > 0 && insert_count(out, start, count) < 0) return -1; /* a block: count, items, 0 */
     return put_byte(out, 0);
 }
 
 static int json_list(Json *j, int depth) {
     Out *out = &j->w->out;
     Py_ssize_t start = out->size, count = 0;
-    TRY(expect(j, '['));
-    skip_ws(j);
-    if (j->p < j->end && *j->p == ']') {
-        j->p++;
-        return put_byte(out, 0);
-    }
-    for (;;) {
+    int more;
+    TRY(open_container(j, '[', ']', &more));
+    while (more) {
         TRY(json_value(j, depth + 1));
         count++;
-        skip_ws(j);
-        if (j->p < j->end && *j->p == ',') {
-            j->p++;
-            continue;
-        }
-        TRY(expect(j, ']'));
-        break;
+        TRY(after_element(j, ']', &more));
     }
-    if (insert_count(out, start, count) < 0) return -1;
+    if (count > 0 && insert_count(out, start, count) < 0) return -1; /* a block: count, items, 0 */
     return put_byte(out, 0);
 }
 
@@ -329,11 +320,9 @@ static int json_set(Json *j, int tag) {
     Member members[MAX_MEMBERS];
     Py_ssize_t offsets[MAX_MEMBERS], count = 0;
     j->members.size = 0;
-    TRY(expect(j, '['));
-    skip_ws(j);
-    int empty = j->p < j->end && *j->p == ']';
-    if (empty) j->p++;
-    while (!empty) {
+    int more;
+    TRY(open_container(j, '[', ']', &more));
+    while (more) {
         if (count == MAX_MEMBERS) return DECLINE;
         offsets[count] = j->members.size;
         if (tag == T_BS) {
@@ -344,13 +333,7 @@ static int json_set(Json *j, int tag) {
             TRY(json_string(j, &j->members));
         }
         count++;
-        skip_ws(j);
-        if (j->p < j->end && *j->p == ',') {
-            j->p++;
-            continue;
-        }
-        TRY(expect(j, ']'));
-        break;
+        TRY(after_element(j, ']', &more));
     }
     for (Py_ssize_t i = 0; i < count; i++) {
         Member *m = &members[i];

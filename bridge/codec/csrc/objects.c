@@ -204,14 +204,12 @@ PyObject *encode_image(PyObject *module, PyObject *const *args, Py_ssize_t nargs
         return NULL;
     }
     Writer w;
-    w.out.data = w.out.inline_buffer;
-    w.out.size = 0;
-    w.out.capacity = sizeof(w.out.inline_buffer);
+    init_out(&w.out);
     w.tags = (const unsigned char *)PyBytes_AS_STRING(args[1]);
     w.fallback = args[2];
     PyObject *result = NULL;
     if (put_byte(&w.out, 0x02) == 0 && put_item(&w, args[0], 0) == 0)
         result = PyBytes_FromStringAndSize(w.out.data, w.out.size);
-    if (w.out.data != w.out.inline_buffer) PyMem_Free(w.out.data);
+    free_out(&w.out);
     return result;
 }
