@@ -64,6 +64,18 @@ scalars = st.one_of(
     st.builds(lambda v: {"BS": v}, st.lists(binaries, min_size=1, max_size=4, unique=True)),
 )
 
+# JSON of any shape, type tags included where they do not belong: what a malformed attribute value may be
+malformed_values = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(), st.text(max_size=5), st.binary(max_size=3)),
+    lambda children: st.one_of(
+        st.lists(children, max_size=3),
+        st.dictionaries(
+            st.sampled_from(["S", "N", "B", "BOOL", "NULL", "M", "L", "SS", "NS", "BS", "x"]), children, max_size=2
+        ),
+    ),
+    max_leaves=8,
+)
+
 
 def _containers(children):
     return st.one_of(

@@ -16,7 +16,17 @@ from bridge.codec import EnvelopeCodec, decode_value
 from bridge.codec.keys import canonical_number
 from bridge.errors import PoisonRecordError
 from bridge.normalize import normalize_item, normalize_value, to_change_event
-from tests.dynamo_values import as_stream_json, attribute_values, binaries, comparable, items, names, numbers, oracle
+from tests.dynamo_values import (
+    as_stream_json,
+    attribute_values,
+    binaries,
+    comparable,
+    items,
+    malformed_values,
+    names,
+    numbers,
+    oracle,
+)
 
 EXAMPLES = settings(max_examples=2000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 GENERIC = EnvelopeCodec()
@@ -173,20 +183,8 @@ def test_kafka_key_of_a_number_is_its_exact_canonical_text(number):
     assert key == canonical_number(exact.normalize(Context(prec=40)))  # 1.50 and 1.5 share one key
 
 
-_JSON = st.recursive(
-    st.one_of(st.none(), st.booleans(), st.integers(), st.text(max_size=5), st.binary(max_size=3)),
-    lambda children: st.one_of(
-        st.lists(children, max_size=3),
-        st.dictionaries(
-            st.sampled_from(["S", "N", "B", "BOOL", "NULL", "M", "L", "SS", "NS", "BS", "x"]), children, max_size=2
-        ),
-    ),
-    max_leaves=8,
-)
-
-
 @settings(max_examples=1000, deadline=None)
-@given(garbage=st.one_of(_JSON, st.dictionaries(names, _JSON, max_size=3)))
+@given(garbage=st.one_of(malformed_values, st.dictionaries(names, malformed_values, max_size=3)))
 def test_malformed_attribute_values_raise_only_poison_record_errors(garbage):
     for normalize in (normalize_value, normalize_item):
         with contextlib.suppress(PoisonRecordError):  # any other exception fails the test

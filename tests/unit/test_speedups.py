@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from bridge.codec import EnvelopeCodec
 from bridge.codec.transcode import Transcoder, encode_image
-from tests.dynamo_values import as_stream_json, attribute_values, names
+from tests.dynamo_values import as_stream_json, attribute_values, malformed_values, names
 
 TRANSCODER = Transcoder(EnvelopeCodec().schema)
 
@@ -103,20 +103,8 @@ def test_c_and_python_writers_agree_on_dynamodb_values(image):
     assert c_bytes(image) == python_bytes(image)
 
 
-_GARBAGE = st.recursive(
-    st.one_of(st.none(), st.booleans(), st.integers(), st.text(max_size=5), st.binary(max_size=3)),
-    lambda children: st.one_of(
-        st.lists(children, max_size=3),
-        st.dictionaries(
-            st.sampled_from(["S", "N", "B", "BOOL", "NULL", "M", "L", "SS", "NS", "BS", "x"]), children, max_size=2
-        ),
-    ),
-    max_leaves=8,
-)
-
-
 @settings(max_examples=1500, deadline=None)
-@given(image=st.dictionaries(st.one_of(names, st.integers()), _GARBAGE, max_size=3))
+@given(image=st.dictionaries(st.one_of(names, st.integers()), malformed_values, max_size=3))
 def test_c_and_python_writers_refuse_the_same_malformed_images(image):
     assert_same(image)
 

@@ -17,21 +17,10 @@ from hypothesis import strategies as st
 from bridge.codec import EnvelopeCodec, decode_value
 from bridge.errors import PoisonRecordError
 from bridge.normalize import _PENDING, LazyChangeEvent, to_change_event
-from tests.dynamo_values import as_stream_json, attribute_values, items, names
+from tests.dynamo_values import as_stream_json, attribute_values, items, malformed_values, names
 
 CODEC = EnvelopeCodec()
 RAW_CODEC = EnvelopeCodec(wire_format="raw")
-
-_JSON = st.recursive(
-    st.one_of(st.none(), st.booleans(), st.integers(), st.text(max_size=5), st.binary(max_size=3)),
-    lambda children: st.one_of(
-        st.lists(children, max_size=3),
-        st.dictionaries(
-            st.sampled_from(["S", "N", "B", "BOOL", "NULL", "M", "L", "SS", "NS", "BS", "x"]), children, max_size=2
-        ),
-    ),
-    max_leaves=8,
-)
 
 
 def _stream_json(item: dict) -> dict:
@@ -74,7 +63,10 @@ def test_transcoded_values_are_the_bytes_of_the_normalized_event_and_decode_to_i
 
 
 @settings(max_examples=1000, deadline=None)
-@given(garbage=st.one_of(_JSON, st.dictionaries(names, _JSON, max_size=3)), side=st.sampled_from(["Old", "New"]))
+@given(
+    garbage=st.one_of(malformed_values, st.dictionaries(names, malformed_values, max_size=3)),
+    side=st.sampled_from(["Old", "New"]),
+)
 def test_malformed_images_raise_the_poison_error_normalize_raises(garbage, side):
     record = {
         "eventName": "MODIFY",
