@@ -2,6 +2,8 @@
 
 Delivery: at-least-once; `flush()` returns after the process's stdout buffer was handed to the OS (a pipe or
 terminal has no stronger durability). Meant for local debugging, `| jq`, and piping into other tools.
+When stdout cannot take the events (a full disk, a pipe whose reader went away), `write`/`flush` raise
+`FatalError` naming the OS error, and the checkpoint stays before those events.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Literal
 
 from bridge.codec.avro import decode_value
 from bridge.codec.keys import kafka_key
+from bridge.errors import FatalError
 from bridge.normalize import ChangeEvent
 from bridge.sinks.base import Sink
 from bridge.sinks.render import check_fields, event_view, render, select
@@ -54,12 +57,15 @@ class StdoutSink(Sink):
 
     def open(self) -> None:
         self.out = sys.stdout
+        self.failure: FatalError | None = None  # set once stdout refused events: every later call raises it
         if self.config.color == "auto":
             self.colour = self.out.isatty() and not os.environ.get("NO_COLOR")
         else:
             self.colour = self.config.color == "always"
 
     def write(self, events: Sequence[ChangeEvent]) -> None:
+        if self.failure is not None:
+            raise self.failure
         ts_ms = int(time.time() * 1000)
         pretty = self.config.format == "pretty"
         lines = []
@@ -69,12 +75,39 @@ class StdoutSink(Sink):
             topic = self.config.topic.format(table=event.table)
             view = select(event_view(envelope, kafka_key(event, table.key), topic), self.config.fields)
             lines.append(render(view, pretty, self.colour) + "\n")
-        self.out.write("".join(lines))
+        try:
+            self.out.write("".join(lines))
+        except OSError as error:
+            raise self._unwritable(error) from None
 
     def flush(self, timeout: float) -> None:
-        self.out.flush()
+        if self.failure is not None:
+            raise self.failure
+        try:
+            self.out.flush()
+        except OSError as error:
+            raise self._unwritable(error) from None
+
+    def _unwritable(self, error: OSError) -> FatalError:
+        """Remember and return the error for a stdout that refused events. Stdout is pointed at /dev/null, so
+        that the flush Python makes at exit does not fail a second time on what is still buffered: those events
+        were never checkpointed, the next run writes them again."""
+        self.failure = FatalError(
+            f"stdout sink: cannot write to standard output: {error.strerror or error}; "
+            "the checkpoint stays before the events not written"
+        )
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, self.out.fileno())
+            os.close(devnull)
+        except (OSError, ValueError):  # not a real file descriptor (a test's StringIO): nothing is flushed at exit
+            pass
+        return self.failure
 
     def close(self) -> None:
         out = getattr(self, "out", None)
-        if out is not None:
-            out.flush()
+        if out is not None and getattr(self, "failure", None) is None:
+            try:
+                out.flush()
+            except OSError as error:  # no promise of a flush here: what is unflushed was never checkpointed
+                self._unwritable(error)
