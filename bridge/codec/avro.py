@@ -18,7 +18,7 @@ from bridge.codec.item_schema import generic_envelope_json, load_item_schema, ty
 from bridge.codec.lookup import SCHEMAS, crc64_avro, fingerprint
 from bridge.codec.transcode import Transcoder
 from bridge.codec.typed import ItemCoercer, is_typed, item_record, plain_typed
-from bridge.codec.writer import EnvelopeWriter
+from bridge.codec.writer import EnvelopeWriter, twos_complement
 from bridge.normalize import INT64_MAX, INT64_MIN, ChangeEvent, DynamoSet
 
 __all__ = [
@@ -52,7 +52,7 @@ def decimal_to_vsd(number: Decimal | int) -> dict:
         sign, digits, exponent = number.as_tuple()
         unscaled = int("".join(map(str, digits)) or "0") * (-1 if sign else 1)
         scale = -exponent
-    return {"scale": scale, "value": unscaled.to_bytes((unscaled.bit_length() + 8) // 8, "big", signed=True)}
+    return {"scale": scale, "value": twos_complement(unscaled)}
 
 
 def vsd_to_decimal(vsd: dict) -> int | Decimal:

@@ -142,7 +142,8 @@ def image_writer(schema: dict) -> tuple[Callable[[bytearray, dict], None], Calla
             if dot and len(whole) + len(fraction) <= 38 and (whole + fraction).isdigit():
                 if fraction.strip("0"):
                     unscaled = int(text[: len(text) - len(body)] + whole + fraction)
-                    data = unscaled.to_bytes((unscaled.bit_length() + 8) // 8, "big", signed=True)
+                    size = ((unscaled if unscaled >= 0 else ~unscaled).bit_length() + 8) // 8  # twos_complement
+                    data = unscaled.to_bytes(size, "big", signed=True)
                     out += vsd
                     out += _long(len(fraction))
                     out += length[len(data)] if len(data) < table_size else zigzag(len(data))

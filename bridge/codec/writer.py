@@ -78,6 +78,12 @@ def _long(n: int) -> bytes:
     return zigzag(n)
 
 
+def twos_complement(n: int) -> bytes:
+    """`n` as Java's `BigInteger.toByteArray()` writes it, and so Debezium: the fewest big-endian bytes of its
+    two's complement (-128 is `80`, -129 `ff 7f`, 128 `00 80`, 0 `00`)."""
+    return n.to_bytes(((n if n >= 0 else ~n).bit_length() + 8) // 8, "big", signed=True)  # ~n = -n - 1
+
+
 def _vsd(number: Decimal | int) -> bytes:
     """Debezium's VariableScaleDecimal record body: `scale` (int), then `value` (big-endian two's complement)."""
     if isinstance(number, int):
@@ -85,7 +91,7 @@ def _vsd(number: Decimal | int) -> bytes:
     else:
         scale = -number.as_tuple().exponent
         unscaled = int(number.scaleb(scale, _EXACT))  # exact: the context holds every DynamoDB number
-    value = unscaled.to_bytes((unscaled.bit_length() + 8) // 8, "big", signed=True)
+    value = twos_complement(unscaled)
     return _long(scale) + _LENGTH[len(value)] + value
 
 

@@ -47,12 +47,13 @@ static int all_zeros(const char *digits, Py_ssize_t n) {
     return 1;
 }
 
-/* Debezium's VariableScaleDecimal: scale, then the unscaled value big-endian in two's complement, in
- * Python's `(bit_length + 8) // 8` bytes. */
+/* Debezium's VariableScaleDecimal: scale, then the unscaled value big-endian in two's complement, in the
+ * fewest bytes, as Java's BigInteger.toByteArray() and bridge.codec.writer.twos_complement (-128 is 80). */
 static int put_vsd(Writer *w, __int128 value, Py_ssize_t scale) {
-    unsigned __int128 magnitude = value < 0 ? -(unsigned __int128)value : (unsigned __int128)value;
+    /* the bits of the value without its sign bit: of value, or of ~value (-value - 1) when negative */
+    unsigned __int128 magnitude = value < 0 ? ~(unsigned __int128)value : (unsigned __int128)value;
     int bits = 0;
-    while (magnitude >> bits) bits++;
+    while (bits < 128 && magnitude >> bits) bits++;
     int size = (bits + 8) / 8;
     unsigned char bytes[17];
     unsigned __int128 twos = (unsigned __int128)value;
