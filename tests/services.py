@@ -92,7 +92,12 @@ class KafkaBroker:
     """A real Apache Kafka broker (KRaft, broker + controller in one JVM) in `workdir`.
 
     `stop()` then `start()` restarts it on the same port with the same log dirs (for fault tests).
+    Besides its PLAINTEXT listener (`bootstrap`) it has a SASL_PLAINTEXT one (`sasl_bootstrap`) that accepts
+    the PLAIN user `SASL_USER` with `SASL_PASSWORD` (for tests of SASL failures).
     """
+
+    SASL_USER = "bridge"
+    SASL_PASSWORD = "bridge-test-secret"
 
     def __init__(self, workdir: Path, partitions: int = 3) -> None:
         if not any(KAFKA_LIB.glob("kafka_2.13-*.jar")):
@@ -102,6 +107,7 @@ class KafkaBroker:
         self.workdir = workdir
         self.port = free_port()
         self.controller_port = free_port()
+        self.sasl_port = free_port()
         self.log = workdir / "kafka.log"
         self.config = workdir / "server.properties"
         values = {
@@ -109,6 +115,9 @@ class KafkaBroker:
             "controller_port": self.controller_port,
             "log_dir": workdir / "data",
             "partitions": partitions,
+            "sasl_port": self.sasl_port,
+            "sasl_user": self.SASL_USER,
+            "sasl_password": self.SASL_PASSWORD,
         }
         self.config.write_text(string.Template(TEMPLATE.read_text()).substitute(values))
         self.process: subprocess.Popen | None = None
@@ -127,6 +136,10 @@ class KafkaBroker:
     @property
     def bootstrap(self) -> str:
         return f"127.0.0.1:{self.port}"
+
+    @property
+    def sasl_bootstrap(self) -> str:
+        return f"127.0.0.1:{self.sasl_port}"
 
     def _java(self, main: str, *args: str) -> subprocess.Popen:
         command = [

@@ -1,23 +1,25 @@
 """Connecting to Kafka from a `KafkaConfig`: TLS and SASL options, the safe producer, topic checks.
 
 Shared by the Kafka sink and the Kafka dead-letter destination, so both connect the same way.
-Every failure to reach a broker is a `RetriableError` (the caller backs off); a topic that is missing
-while `create_topics` is off is a `ConfigError`, raised at startup rather than at the first record.
+Every failure to reach a broker is a `RetriableError` (the caller backs off); a SASL login the broker refuses
+is a `FatalError` (retrying the same credentials cannot help); a topic that is missing while `create_topics`
+is off is a `ConfigError`, raised at startup rather than at the first record.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Iterable
+import os
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from kafka import KafkaAdminClient, KafkaProducer, codec
 from kafka.admin import NewTopic
-from kafka.errors import KafkaConfigurationError, KafkaError, TopicAlreadyExistsError
+from kafka.errors import KafkaConfigurationError, KafkaError, SaslAuthenticationFailedError, TopicAlreadyExistsError
 from kafka.net.sasl.oauth import AbstractTokenProvider
 
-from bridge.errors import ConfigError, RetriableError
+from bridge.errors import ConfigError, FatalError, RetriableError
 from bridge.secret import reveal
 
 log = logging.getLogger(__name__)
@@ -27,6 +29,7 @@ log = logging.getLogger(__name__)
 DELIVERY_TIMEOUT_MS = 7 * 24 * 3600 * 1000
 BOOTSTRAP_TIMEOUT_MS = 5000  # one connection attempt at startup; the pipeline retries with backoff
 RECONNECT_BACKOFF_MAX_MS = 5000  # a broker that is back is used again within 5 s (kafka-python's default: 30 s)
+USER_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")  # SASL mechanisms with a username and password
 
 
 class StaticTokenProvider(AbstractTokenProvider):
@@ -66,7 +69,7 @@ def client_options(config: Any) -> dict[str, Any]:
         )
     if config.security_protocol.startswith("SASL_"):
         options["sasl_mechanism"] = config.sasl_mechanism
-        if config.sasl_mechanism in ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"):
+        if config.sasl_mechanism in USER_MECHANISMS:
             options.update(sasl_plain_username=config.sasl_username, sasl_plain_password=reveal(config.sasl_password))
         elif config.sasl_mechanism == "OAUTHBEARER":
             options["sasl_oauth_token_provider"] = StaticTokenProvider(reveal(config.sasl_oauth_token) or "")
@@ -79,9 +82,34 @@ def codec_available(compression: str) -> bool:
     return check() if check else True
 
 
+TLS_FILES = {"ssl_cafile": "CA bundle", "ssl_certfile": "client certificate", "ssl_keyfile": "client key"}
+
+
+def _tls_file_problem(path: str, what: str) -> str | None:
+    """Why the TLS file `path` cannot be used, or None: found at start, not as a broker that never answers."""
+    if not os.path.exists(path):
+        return f"{what} {path} does not exist (a relative path is relative to the working directory)"
+    if not os.path.isfile(path):
+        return f"{what} {path} is not a file"
+    try:
+        with open(path, "rb"):
+            return None
+    except OSError as error:
+        return f"{what} {path} cannot be read: {error.strerror or error}"
+
+
 def check_settings(config: Any, available=codec_available) -> list[tuple[str, str]]:
-    """Problems of the compression and TLS/SASL settings as (field, message) pairs; empty when consistent."""
+    """Problems of the brokers, compression, TLS files and SASL settings as (field, message) pairs; empty when
+    consistent."""
     problems = []
+    if not servers(config):
+        problems.append(("bootstrap_servers", "expected at least one `host:port`"))
+    if config.security_protocol in ("SSL", "SASL_SSL"):
+        for name, what in TLS_FILES.items():
+            path = getattr(config, name)
+            problem = _tls_file_problem(path, what) if path else None
+            if problem:
+                problems.append((name, problem))
     if config.compression != "none" and not available(config.compression):
         problems.append(
             (
@@ -94,7 +122,7 @@ def check_settings(config: Any, available=codec_available) -> list[tuple[str, st
         problems.append(("sasl_mechanism", f"`security_protocol: {config.security_protocol}` needs a mechanism"))
     if not sasl and config.sasl_mechanism is not None:
         problems.append(("security_protocol", "a `sasl_mechanism` needs SASL_PLAINTEXT or SASL_SSL"))
-    needs_user = sasl and config.sasl_mechanism in ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+    needs_user = sasl and config.sasl_mechanism in USER_MECHANISMS
     if needs_user and (not config.sasl_username or config.sasl_password is None):
         problems.append(("sasl_username", f"{config.sasl_mechanism} needs sasl_username and sasl_password"))
     if sasl and config.sasl_mechanism == "OAUTHBEARER" and config.sasl_oauth_token is None:
@@ -119,24 +147,65 @@ def producer_options(config: Any) -> dict[str, Any]:
     }
 
 
-def make_producer(config: Any) -> KafkaProducer:
-    """A connected producer; `RetriableError` when no broker answers, `ConfigError` for unusable settings."""
+class _RefusedLogins(logging.Handler):
+    """Keeps the SASL login refusals kafka-python logs while a client connects.
+
+    kafka-python 3.0 retries a refused login until its bootstrap times out, then raises the same bare
+    `KafkaTimeoutError` as for a broker that is down; the refusal itself (a `SaslAuthenticationFailedError`)
+    only reaches its log records, as an argument.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.refusal: SaslAuthenticationFailedError | None = None
+
+    def emit(self, record: logging.LogRecord) -> None:
+        for arg in record.args if isinstance(record.args, tuple) else ():
+            if isinstance(arg, SaslAuthenticationFailedError):
+                self.refusal = arg
+
+
+@contextlib.contextmanager
+def _connecting(config: Any, what: str) -> Iterator[None]:
+    """Turns the failures of creating a kafka-python client (`what`) into the bridge's errors: unusable
+    settings are a `ConfigError`, a refused SASL login a `FatalError`, no broker answering a `RetriableError`."""
+    watch = _RefusedLogins()
+    logger = logging.getLogger("kafka")
+    logger.addHandler(watch)
     try:
-        return KafkaProducer(**producer_options(config))
+        yield
     except (KafkaConfigurationError, AssertionError, ValueError) as error:
-        raise ConfigError(f"kafka sink: unusable producer settings: {error}") from None
+        raise ConfigError(f"kafka sink: unusable {what} settings: {error}") from None
     except KafkaError as error:
+        if watch.refusal is not None:
+            raise FatalError(_refused_login(config, watch.refusal)) from None
         raise RetriableError(f"no Kafka broker reachable at {config.bootstrap_servers}: {error}") from None
+    finally:
+        logger.removeHandler(watch)
+
+
+def _refused_login(config: Any, refusal: SaslAuthenticationFailedError) -> str:
+    """What to say when the brokers refuse the configured SASL login (never the password or token)."""
+    user = f" of user {config.sasl_username!r}" if config.sasl_mechanism in USER_MECHANISMS else ""
+    reason = refusal.args[0] if refusal.args else type(refusal).__name__
+    return (
+        f"Kafka at {config.bootstrap_servers} refused the SASL {config.sasl_mechanism} login{user} "
+        f"({config.security_protocol}): {reason}. Check sasl_username / sasl_password (or the token) of the "
+        "kafka sink and the user's credentials on the brokers"
+    )
+
+
+def make_producer(config: Any) -> KafkaProducer:
+    """A connected producer; `RetriableError` when no broker answers, `FatalError` when the brokers refuse the
+    SASL login, `ConfigError` for unusable settings."""
+    with _connecting(config, "producer"):
+        return KafkaProducer(**producer_options(config))
 
 
 def ensure_topics(config: Any, topics: Iterable[str]) -> None:
     """Create missing `topics` when `create_topics` is on; else a `ConfigError` naming them."""
-    try:
+    with _connecting(config, "connection"):
         admin = KafkaAdminClient(**client_options(config))
-    except KafkaConfigurationError as error:
-        raise ConfigError(f"kafka sink: unusable connection settings: {error}") from None
-    except KafkaError as error:
-        raise RetriableError(f"no Kafka broker reachable at {config.bootstrap_servers}: {error}") from None
     try:
         missing = sorted(set(topics) - set(admin.list_topics()))
         if missing and not config.create_topics:
