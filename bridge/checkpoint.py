@@ -1,15 +1,20 @@
 """Per-shard checkpoints: the last sequence number every sink acknowledged, and whether the shard is finished.
 
 The file store replaces its file atomically (temp file, fsync, rename, fsync of the folder), so a crash at
-any instant leaves either the old or the new checkpoint, never a torn one.
+any instant leaves either the old or the new checkpoint, never a torn one. One run at a time owns the file:
+the tracker of a run locks it before loading it (`CheckpointLock`); read-only commands only load.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
+import socket
 import tempfile
+import weakref
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 from bridge.errors import ConfigError, FatalError
@@ -32,11 +37,92 @@ def _entry(entry: dict) -> ShardCheckpoint:
     return ShardCheckpoint(sequence, finished)
 
 
+class CheckpointLock:
+    """An exclusive `flock` on `<checkpoint>.lock`, held through an open fd for the life of one run.
+
+    Two bridges on one checkpoint file would each rewrite the whole file and erase the other's positions, so
+    the second one must not start. The kernel drops a flock when the last fd of it closes, also when the holder
+    is killed with SIGKILL, so no stale lock survives its process. The lock file is never deleted (deleting it
+    would let two processes lock two different files of one name); it records the holder's pid, host and start
+    time so that a refused bridge can name it.
+
+    A held lock is a `ConfigError` (exit 2), not a `FatalError`: it is found at start, before anything is read
+    or written, and the cure is in the deployment - stop the other bridge or give this one its own
+    `checkpoint.path` - like the other start-up refusals of bad input (an unreadable checkpoint file included).
+    A disk that refuses the lock file is a `FatalError`, as when it refuses the checkpoint itself.
+    """
+
+    def __init__(self, checkpoint: Path) -> None:
+        self.path = checkpoint.with_name(checkpoint.name + ".lock")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as error:
+            raise FatalError(f"cannot open {self.path} to lock checkpoint file {checkpoint}: {error}") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = _holder(fd)
+            os.close(fd)
+            raise ConfigError(
+                f"checkpoint file {checkpoint} is in use by another cdc-bridge ({holder}); two bridges on one "
+                "checkpoint would overwrite each other's positions. Stop it, or give this one its own "
+                "checkpoint.path"
+            ) from None
+        except OSError as error:
+            os.close(fd)
+            raise FatalError(f"cannot lock {self.path} for checkpoint file {checkpoint}: {error}") from None
+        since = datetime.now(UTC).isoformat(timespec="seconds")
+        record = json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "since": since}).encode()
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, record + b"\n", 0)
+        except OSError as error:
+            os.close(fd)
+            raise FatalError(f"cannot write the lock file {self.path}: {error}") from None
+        self._release = weakref.finalize(self, os.close, fd)  # also when a failed run drops it without close()
+
+    def release(self) -> None:
+        """Unlock (closes the fd; the kernel drops the flock). Idempotent."""
+        self._release()
+
+
+def _holder(fd: int) -> str:
+    """'pid 123 on host h, since <UTC time>' from the lock file, which any process may have written."""
+    try:
+        record = json.loads(os.pread(fd, 4096, 0))
+        pid, host, since = record["pid"], record["host"], record["since"]
+        if not (isinstance(pid, int) and isinstance(host, str) and isinstance(since, str)):
+            raise TypeError(record)
+    except (OSError, ValueError, TypeError, KeyError, RecursionError):
+        return "its pid and host are not recorded in the lock file yet"
+
+    def printable(text: str) -> str:
+        return "".join(ch for ch in text if ch.isprintable())[:200]
+
+    return f"pid {pid} on host {printable(host)}, since {printable(since)}"
+
+
 class CheckpointStore:
-    """Checkpoints in one JSON file: `{"version": 1, "streams": {arn: {shard_id: {...}}}}`."""
+    """Checkpoints in one JSON file: `{"version": 1, "streams": {arn: {shard_id: {...}}}}`.
+
+    `load` alone takes no lock (read-only commands work while a bridge runs); `lock` takes the file for a run.
+    """
 
     def __init__(self, path: str | os.PathLike) -> None:
         self.path = Path(path)
+        self._lock: CheckpointLock | None = None
+
+    def lock(self) -> None:
+        """Own the file for this run, until `close()`; `ConfigError` naming the holder when another run owns it."""
+        if self._lock is None:
+            self._lock = CheckpointLock(self.path)
+
+    def close(self) -> None:
+        """Release the file taken by `lock()` (idempotent)."""
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
 
     def load(self) -> dict[ShardKey, ShardCheckpoint]:
         """All stored checkpoints; none when the file does not exist. A corrupt file is an error, never empty."""
@@ -44,7 +130,7 @@ class CheckpointStore:
             data = json.loads(self.path.read_text())
         except FileNotFoundError:
             return {}
-        except (OSError, ValueError) as error:
+        except (OSError, ValueError, RecursionError) as error:  # RecursionError: nested too deeply for json
             raise ConfigError(f"checkpoint file {self.path} cannot be read: {error}") from None
         try:
             if data["version"] != 1:
@@ -89,11 +175,20 @@ class CheckpointStore:
 
 
 class CheckpointTracker:
-    """Positions written to the sinks since the last flush; `commit()` makes them the checkpoint."""
+    """Positions written to the sinks since the last flush; `commit()` makes them the checkpoint.
+
+    The tracker belongs to one run: it locks the store before loading it (so nothing is read from a stream
+    under another bridge's positions) and holds the lock until `close()`.
+    """
 
     def __init__(self, store: CheckpointStore) -> None:
         self.store = store
-        self.acked = store.load()
+        store.lock()
+        try:
+            self.acked = store.load()
+        except BaseException:
+            store.close()
+            raise
         self.pending: dict[ShardKey, ShardCheckpoint] = {}
         self.forgotten: set[ShardKey] = set()
 
@@ -120,3 +215,7 @@ class CheckpointTracker:
         self.acked = merged
         self.pending = {}
         self.forgotten = set()
+
+    def close(self) -> None:
+        """The run is over: release the checkpoint file for the next one (nothing is committed after this)."""
+        self.store.close()

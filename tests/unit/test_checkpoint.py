@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import socket
+
 import pytest
 
 from bridge.checkpoint import CheckpointStore, CheckpointTracker, ShardCheckpoint
@@ -70,3 +73,36 @@ def test_forgotten_shards_leave_the_checkpoint_at_the_next_commit(tmp_path):
     tracker.written("arn", "kept", "8")
     tracker.commit()
     assert store.load() == {("arn", "kept"): ShardCheckpoint("8", False)}
+
+
+def test_a_second_run_on_the_same_checkpoint_file_is_refused_naming_the_file_and_the_holder(tmp_path):
+    path = tmp_path / "cp.json"
+    CheckpointStore(path).save({("arn", "s1"): ShardCheckpoint("5", False)})
+    first = CheckpointTracker(CheckpointStore(path))
+    with pytest.raises(ConfigError) as refused:
+        CheckpointTracker(CheckpointStore(path))
+    message = str(refused.value)
+    assert f"checkpoint file {path} is in use by another cdc-bridge" in message
+    assert f"pid {os.getpid()} on host {socket.gethostname()}, since " in message
+    assert "give this one its own checkpoint.path" in message
+    assert CheckpointStore(path).load() == first.acked  # read-only commands still load while a run holds it
+    first.close()
+
+
+def test_closing_the_tracker_releases_the_checkpoint_file_for_the_next_run(tmp_path):
+    path = tmp_path / "cp.json"
+    CheckpointTracker(CheckpointStore(path)).close()
+    second = CheckpointTracker(CheckpointStore(path))
+    second.written("arn", "s1", "7")
+    second.commit()
+    second.close()
+    assert CheckpointStore(path).load() == {("arn", "s1"): ShardCheckpoint("7", False)}
+
+
+def test_a_garbled_lock_file_still_refuses_the_second_run(tmp_path):
+    path = tmp_path / "cp.json"
+    first = CheckpointTracker(CheckpointStore(path))
+    (tmp_path / "cp.json.lock").write_bytes(b"[" * 5000 + b"\xff\x1b[31m")  # any process may write there
+    with pytest.raises(ConfigError, match=r"in use by another cdc-bridge \(its pid and host are not recorded"):
+        CheckpointTracker(CheckpointStore(path))
+    first.close()
