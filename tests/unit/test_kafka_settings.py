@@ -19,8 +19,17 @@ sinks:
     sasl_mechanism: SCRAM-SHA-512
     sasl_username: bridge
     sasl_password: ${KAFKA_PASSWORD}
-    ssl_cafile: /etc/ca.pem
+    ssl_cafile: ${KAFKA_CA}
 """
+
+
+@pytest.fixture(autouse=True)
+def ca_file(tmp_path, monkeypatch):
+    """The CA bundle `ssl_cafile` names (a TLS file that does not exist is a config error)."""
+    path = tmp_path / "ca.pem"
+    path.write_text("-----BEGIN CERTIFICATE-----\n")
+    monkeypatch.setenv("KAFKA_CA", str(path))
+    return path
 
 
 def _sink(text: str, monkeypatch):
@@ -35,12 +44,12 @@ def test_secret_from_env_is_masked_in_repr_and_str_of_the_config(monkeypatch):
     assert "sasl_password=***" in repr(config.sinks[0].settings)
 
 
-def test_scram_over_tls_reaches_the_client_with_the_revealed_password(monkeypatch):
+def test_scram_over_tls_reaches_the_client_with_the_revealed_password(monkeypatch, ca_file):
     options = client_options(_sink(YAML, monkeypatch))
     assert options["bootstrap_servers"] == ["b1:9096", "b2:9096"]
     assert options["security_protocol"] == "SASL_SSL" and options["sasl_mechanism"] == "SCRAM-SHA-512"
     assert options["sasl_plain_username"] == "bridge" and options["sasl_plain_password"] == "hunter2-secret"
-    assert options["ssl_cafile"] == "/etc/ca.pem"
+    assert options["ssl_cafile"] == str(ca_file)
 
 
 def test_producer_is_idempotent_with_acks_all_and_at_most_5_in_flight(monkeypatch):
