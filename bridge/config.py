@@ -1,9 +1,13 @@
 """The YAML config: one frozen dataclass per section, each field with a description.
 
-The dataclasses are the spec: loading validates against them (types, allowed values, unknown keys with a
-"did you mean" hint), and every error names the file, the line, the field path and what was expected.
-Strings may use `${VAR}` or `${VAR:-default}`; all missing variables are reported at once.
-Relative paths in the file are relative to the working directory.
+The dataclasses are the spec: loading validates against them (types, allowed values, bounds of numbers, the
+alphabet of names, unknown keys with a "did you mean" hint), and every error names the file, the line, the
+field path and what was expected. Strings may use `${VAR}` or `${VAR:-default}`; all missing variables are
+reported at once. Relative paths in the file are relative to the working directory.
+
+The file is untrusted input: it must be UTF-8, YAML is read with a `yaml.SafeLoader` that refuses nesting
+deeper than `MAX_DEPTH` and aliases that expand to more than `MAX_NODES` nodes (an "alias bomb"), and a YAML
+error names its line and column but never quotes the file's text, which may hold a literal secret.
 """
 
 from __future__ import annotations
@@ -11,11 +15,14 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import difflib
+import math
+import operator
 import os
 import re
 import string
 import types
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -27,11 +34,34 @@ from bridge.secret import Secret
 from bridge.sinks import load_sink, sink_names
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+_PARENT = re.compile(r"(\.?[^.\[]+|\[\d+\])$")  # the last step of a field path: `.name`, `name` or `[3]`
+
+MAX_DEPTH = 64  # nesting levels a config may have, aliases expanded (a real one has about 6)
+MAX_NODES = 100_000  # YAML nodes a config may expand to through aliases (a real one has a few hundred)
+TABLE_NAME = (r"[a-zA-Z0-9_.-]{1,255}", "a table name: 1-255 characters of a-z, A-Z, 0-9, '_', '.', '-'")
+DAY_S = 86400.0
+
+# Bounds of a number field, as `doc()` keywords and metadata keys: (comparison, its sign in messages).
+_BOUNDS = {"at_least": (operator.ge, ">="), "above": (operator.gt, ">"), "at_most": (operator.le, "<=")}
 
 
-def doc(text: str, **kwargs) -> Any:
-    """A dataclass field with a description (shown in errors and the config reference)."""
-    return field(metadata={"doc": text}, **kwargs)
+def doc(
+    text: str,
+    *,
+    at_least: float | None = None,
+    above: float | None = None,
+    at_most: float | None = None,
+    matches: tuple[str, str] | None = None,
+    **kwargs,
+) -> Any:
+    """A dataclass field with a description (shown in errors and the config reference) and its rules.
+
+    A number must be finite and `>= at_least`, `> above`, `<= at_most` where given (`>= 0` when no lower
+    bound is given); a string must fully match the regular expression `matches[0]`, described by `matches[1]`.
+    Fields made with `field()` give the same rules as metadata keys of the same names.
+    """
+    rules = {"at_least": at_least, "above": above, "at_most": at_most, "matches": matches}
+    return field(metadata={"doc": text, **{k: v for k, v in rules.items() if v is not None}}, **kwargs)
 
 
 @dataclass(frozen=True)
@@ -42,16 +72,20 @@ class SourceConfig:
     endpoint_url: str | None = doc(
         "DynamoDB endpoint for local stacks (DynamoDB Local, moto); AWS when unset.", default=None
     )
-    poll_interval_ms: int = doc("Wait between GetRecords calls on a shard that returned nothing.", default=250)
-    discovery_interval_s: float = doc("How often shards are listed again to find new ones.", default=10.0)
-    max_workers: int = doc("Shards read at the same time (threads).", default=8)
+    poll_interval_ms: int = doc(
+        "Wait between GetRecords calls on a shard that returned nothing.", at_least=1, at_most=DAY_S * 1000, default=250
+    )
+    discovery_interval_s: float = doc(
+        "How often shards are listed again to find new ones.", above=0, at_most=DAY_S, default=10.0
+    )
+    max_workers: int = doc("Shards read at the same time (threads).", at_least=1, default=8)
 
 
 @dataclass(frozen=True)
 class TableConfig:
     """One DynamoDB table whose changes are replicated."""
 
-    name: str = doc("Table name.")
+    name: str = doc("Table name.", matches=TABLE_NAME)
     start_position: Literal["trim_horizon", "latest"] = doc(
         "Where the first run (no checkpoint) starts: the oldest record kept (24 h) or only new changes.",
         default="trim_horizon",
@@ -109,7 +143,9 @@ class CheckpointConfig:
     """Where progress is stored."""
 
     path: str = doc("Checkpoint file (JSON, replaced atomically).", default=".cdc-bridge/checkpoints.json")
-    interval_s: float = doc("How often sinks are flushed and the checkpoint written.", default=1.0)
+    interval_s: float = doc(
+        "How often sinks are flushed and the checkpoint written.", above=0, at_most=DAY_S, default=1.0
+    )
 
 
 @dataclass(frozen=True)
@@ -117,7 +153,9 @@ class MetricsConfig:
     """Prometheus metrics, health endpoints and the retention warning."""
 
     port: int | None = doc(
-        "Port serving /metrics (Prometheus), /healthz and /ready (9464 is usual); unset: no server.", default=None
+        "Port serving /metrics (Prometheus), /healthz and /ready (9464 is usual); unset: no server.",
+        at_least=1,
+        default=None,
     )
     host: str = doc("Address the metrics port listens on.", default="0.0.0.0")
     retention_warning_hours: float = doc(
@@ -145,7 +183,9 @@ class Config:
     encoding: EncodingConfig = doc("Encoding.", default=EncodingConfig())
     checkpoint: CheckpointConfig = doc("Progress.", default=CheckpointConfig())
     metrics: MetricsConfig = doc("Metrics, health endpoints, retention warning.", default=MetricsConfig())
-    shutdown_timeout_s: float = doc("On SIGTERM/SIGINT, how long sinks may take to flush.", default=30.0)
+    shutdown_timeout_s: float = doc(
+        "On SIGTERM/SIGINT, how long sinks may take to flush.", above=0, at_most=DAY_S, default=30.0
+    )
 
     def table(self, name: str) -> TableConfig:
         """The config of table `name`."""
@@ -157,12 +197,14 @@ class _Context:
         self.file = file
         self.lines = lines
 
-    def error(self, path: str, message: str) -> ConfigError:
-        """A `ConfigError` naming the file, the line of `path` (or of its nearest parent given in the file)."""
-        line, parent = None, path
+    def error(self, path: str, message: str, line: int | None = None) -> ConfigError:
+        """A `ConfigError` naming the file, `line` or else the line of `path` (or of its nearest parent given in
+        the file)."""
+        parent = path
         while line is None and parent:
             line = self.lines.get(parent)
-            parent = re.sub(r"(\.[^.\[]+|\[\d+\])$", "", parent)
+            shorter = _PARENT.sub("", parent)
+            parent = shorter if shorter != parent else ""  # a key `_PARENT` cannot cut (`a[`) ends the search
         where = f"{self.file}, line {line}" if line else self.file
         return ConfigError(f"{where}: {path or 'top level'}: {message}")
 
@@ -179,6 +221,11 @@ def _lines(node: yaml.Node, path: str, out: dict[str, int], ctx: _Context) -> No
     if isinstance(node, yaml.MappingNode):
         seen: set[str] = set()
         for key, value in node.value:
+            if not isinstance(key, yaml.ScalarNode):
+                kind = "list" if isinstance(key, yaml.SequenceNode) else "mapping"
+                raise ctx.error(
+                    path, f"expected a key that is a word or a string, got a {kind}", key.start_mark.line + 1
+                )
             child = _join(path, str(key.value))
             if key.value in seen:
                 out[child] = key.start_mark.line + 1
@@ -189,6 +236,90 @@ def _lines(node: yaml.Node, path: str, out: dict[str, int], ctx: _Context) -> No
     elif isinstance(node, yaml.SequenceNode):
         for index, value in enumerate(node.value):
             _lines(value, _join(path, index), out, ctx)
+
+
+class _Loader(yaml.SafeLoader):
+    """`yaml.SafeLoader` that refuses, while composing, what would exhaust the stack or the memory later: nesting
+    deeper than `MAX_DEPTH`, recursive aliases, and aliases that make the document expand to more than `MAX_NODES`
+    nodes. Every node's expanded size and depth is known once it is composed (an alias can only name a node
+    composed before it), so the check costs one addition per node, whatever the aliases would expand to."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(text)
+        self.depth = 0  # collections open while composing
+        self.expanded: dict[int, tuple[int, int]] = {}  # id(node) -> (nodes, depth) with aliases expanded
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node:
+        if self.check_event(yaml.AliasEvent):
+            mark = self.peek_event().start_mark
+            node = super().compose_node(parent, index)
+            if id(node) not in self.expanded:
+                raise yaml.composer.ComposerError(None, None, "found a recursive alias (inside its own anchor)", mark)
+            return node
+        mark = self.peek_event().start_mark
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            raise yaml.composer.ComposerError(None, None, f"nested more than {MAX_DEPTH} levels deep", mark)
+        node = super().compose_node(parent, index)
+        self.depth -= 1
+        if isinstance(node, yaml.MappingNode):
+            children = [child for pair in node.value for child in pair]
+        else:
+            children = node.value if isinstance(node, yaml.SequenceNode) else []
+        sizes = [self.expanded[id(child)] for child in children]
+        nodes, depth = 1 + sum(n for n, _ in sizes), 1 + max((d for _, d in sizes), default=0)
+        if depth > MAX_DEPTH:
+            raise yaml.composer.ComposerError(
+                None, None, f"nested more than {MAX_DEPTH} levels deep once its aliases are expanded", mark
+            )
+        if nodes > MAX_NODES:
+            raise yaml.composer.ComposerError(
+                None, None, f"expands to more than {MAX_NODES} values through aliases (an alias bomb?)", mark
+            )
+        self.expanded[id(node)] = (nodes, depth)
+        return node
+
+    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
+        try:
+            return super().construct_object(node, deep)
+        except (ValueError, OverflowError) as error:  # a timestamp like 2001-13-45, an int of 5,000 digits
+            kind = node.tag.rsplit(":", 1)[-1]
+            reason = str(error).split("; use sys.set_int_max_str_digits")[0]  # advice for programmers, not users
+            raise yaml.constructor.ConstructorError(
+                None, None, f"cannot read this {kind}: {reason}", node.start_mark
+            ) from None
+
+
+# Quoted text in PyYAML's messages: a token name (`'<block end>'`), punctuation, or a piece of the file.
+_QUOTED = re.compile(r"'(?:[^'\\]|\\.)*'" + r'|"(?:[^"\\]|\\.)*"')
+_SYNTAX = re.compile(r"""'<[a-z ]+>'|'[\[\]{},:?\- ]'""")
+
+
+def _unquoted(text: str) -> str:
+    """`text` of a PyYAML message without the pieces of the file it quotes (they may be a secret)."""
+    return _QUOTED.sub(lambda m: m.group(0) if _SYNTAX.fullmatch(m.group(0)) else "(not shown)", text)
+
+
+def _yaml_error(error: yaml.YAMLError, text: str, file: str) -> ConfigError:
+    """A `ConfigError` naming the line and column of a YAML error and its problem, never the file's text: PyYAML's
+    own message quotes the offending line, which may hold a literal secret (`sasl_password: @...`)."""
+    line = column = None
+    if isinstance(error, yaml.MarkedYAMLError):
+        mark = error.problem_mark or error.context_mark
+        if mark is not None:
+            line, column = mark.line + 1, mark.column + 1
+        problem = _unquoted(error.problem or error.context or "a syntax error")
+        if error.context and error.problem:
+            since = f" from line {error.context_mark.line + 1}" if error.context_mark else ""
+            problem += f" ({_unquoted(error.context)}{since})"
+    elif isinstance(error, yaml.reader.ReaderError):
+        line = text.count("\n", 0, error.position) + 1
+        column = error.position - text.rfind("\n", 0, error.position)
+        problem = "a control character that YAML does not allow"
+    else:
+        problem = type(error).__name__
+    where = f"{file}, line {line}, column {column}" if line else file
+    return ConfigError(f"{where}: not valid YAML: {problem}")
 
 
 def _interpolate(value: Any, path: str, missing: list[tuple[str, str]]) -> Any:
@@ -228,13 +359,30 @@ def check_template(template: str, allowed: tuple[str, ...]) -> str | None:
     return None
 
 
-def describe_type(tp: Any) -> str:
-    """What a value of type `tp` must look like, in words (for errors and the config reference)."""
+def _bounds(rules: typing.Mapping[str, Any]) -> list[tuple[Callable[[Any, Any], bool], str, float]]:
+    """The (comparison, sign, limit) bounds of a number field; `>= 0` when it gives no lower bound."""
+    given = dict(rules)
+    if "at_least" not in given and "above" not in given:
+        given["at_least"] = 0
+    return [(*_BOUNDS[name], given[name]) for name in _BOUNDS if name in given]
+
+
+def _bounds_text(rules: typing.Mapping[str, Any]) -> str:
+    """` >= 1`, ` > 0 and <= 86400`: the bounds of a number field in words."""
+    shown = [f"{sign} {int(limit) if float(limit).is_integer() else limit}" for _, sign, limit in _bounds(rules)]
+    return " " + " and ".join(shown)
+
+
+def describe_type(tp: Any, rules: typing.Mapping[str, Any] | None = None) -> str:
+    """What a value of type `tp` must look like, in words (for errors and the config reference); `rules` are the
+    field's metadata (bounds of numbers, the alphabet of strings, see `doc()`)."""
+    rules = rules or {}
     origin = typing.get_origin(tp)
     if origin is Literal:
         return "one of " + ", ".join(repr(a) for a in typing.get_args(tp))
     if origin in (types.UnionType, typing.Union):
-        return " or ".join(describe_type(a) for a in typing.get_args(tp) if a is not type(None)) + " (or null)"
+        kinds = " or ".join(describe_type(a, rules) for a in typing.get_args(tp) if a is not type(None))
+        return kinds + " (or null)"
     if origin is tuple:
         item = typing.get_args(tp)[0]
         if typing.get_origin(item) is Literal:
@@ -244,16 +392,35 @@ def describe_type(tp: Any) -> str:
         return "a mapping"
     if tp is Secret:
         return "a string (secret)"
-    return {str: "a string", int: "a whole number", float: "a number", bool: "true or false"}.get(tp, str(tp))
+    if tp in (int, float):
+        return ("a whole number" if tp is int else "a number") + _bounds_text(rules)
+    if tp is str and "matches" in rules:
+        return rules["matches"][1]
+    return {str: "a string", bool: "true or false"}.get(tp, str(tp))
 
 
-def _convert(tp: Any, value: Any, path: str, ctx: _Context) -> Any:
+def _number(tp: type, value: int | float, rules: typing.Mapping[str, Any], path: str, ctx: _Context) -> Any:
+    """`value` as `tp` when it is finite and within the field's bounds."""
+    try:
+        number = tp(value)
+    except OverflowError:  # an int beyond the range of floats
+        raise ctx.error(path, f"expected a finite number{_bounds_text(rules)}, got a number beyond 1e308") from None
+    if tp is float and not math.isfinite(number):
+        raise ctx.error(path, f"expected a finite number{_bounds_text(rules)}, got {number}")
+    if not all(compare(number, limit) for compare, _, limit in _bounds(rules)):
+        raise ctx.error(path, f"expected {describe_type(tp, rules)}, got {number}")
+    return number
+
+
+def _convert(tp: Any, value: Any, path: str, ctx: _Context, rules: typing.Mapping[str, Any] | None = None) -> Any:
+    """`value` as type `tp`, checked against the field's `rules` (see `doc()`)."""
+    rules = rules or {}
     origin = typing.get_origin(tp)
     if origin in (types.UnionType, typing.Union):
         if value is None and type(None) in typing.get_args(tp):
             return None
         (tp,) = [a for a in typing.get_args(tp) if a is not type(None)]
-        return _convert(tp, value, path, ctx)
+        return _convert(tp, value, path, ctx, rules)
     if origin is Literal:
         if value not in typing.get_args(tp):
             raise ctx.error(path, f"expected {describe_type(tp)}, got {value!r}")
@@ -262,7 +429,7 @@ def _convert(tp: Any, value: Any, path: str, ctx: _Context) -> Any:
         if not isinstance(value, list):
             raise ctx.error(path, f"expected a list, got {type(value).__name__}")
         (item,) = [a for a in typing.get_args(tp) if a is not Ellipsis]
-        return tuple(_convert(item, v, _join(path, i), ctx) for i, v in enumerate(value))
+        return tuple(_convert(item, v, _join(path, i), ctx, rules) for i, v in enumerate(value))
     if tp is SinkSpec:
         return _sink(value, path, ctx)
     if dataclasses.is_dataclass(tp):
@@ -277,10 +444,10 @@ def _convert(tp: Any, value: Any, path: str, ctx: _Context) -> Any:
             with contextlib.suppress(ValueError):
                 value = tp(value)
         if isinstance(value, int) or (tp is float and isinstance(value, float)):
-            if value < 0:
-                raise ctx.error(path, f"expected a number >= 0, got {value}")
-            return tp(value)
+            return _number(tp, value, rules, path, ctx)
     if tp is str and isinstance(value, str):
+        if "matches" in rules and not re.fullmatch(rules["matches"][0], value):
+            raise ctx.error(path, f"expected {rules['matches'][1]}, got {value!r}")
         return value
     if tp is Secret:
         if isinstance(value, str):
@@ -288,7 +455,7 @@ def _convert(tp: Any, value: Any, path: str, ctx: _Context) -> Any:
         raise ctx.error(path, f"expected a string (secret; quote it or use ${{VAR}}), got a {type(value).__name__}")
     if tp is Any:
         return value
-    raise ctx.error(path, f"expected {describe_type(tp)}, got {type(value).__name__} {value!r}")
+    raise ctx.error(path, f"expected {describe_type(tp, rules)}, got {type(value).__name__} {value!r}")
 
 
 def _sink(value: Any, path: str, ctx: _Context) -> SinkSpec:
@@ -324,9 +491,9 @@ def build(cls: type, data: Any, path: str, ctx: _Context) -> Any:
     values = {}
     for name, spec in fields.items():
         if name in data:
-            values[name] = _convert(hints[name], data[name], _join(path, name), ctx)
+            values[name] = _convert(hints[name], data[name], _join(path, name), ctx, spec.metadata)
         elif spec.default is dataclasses.MISSING and spec.default_factory is dataclasses.MISSING:
-            what = spec.metadata.get("doc", describe_type(hints[name]))
+            what = spec.metadata.get("doc", describe_type(hints[name], spec.metadata))
             raise ctx.error(_join(path, name), f"missing required key ({what})")
     return cls(**values)
 
@@ -369,15 +536,24 @@ def _check(config: Config, ctx: _Context) -> None:
 
 def parse_config(text: str, file: str = "<config>") -> Config:
     """A validated `Config` from YAML text; `file` names it in errors."""
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as error:
-        raise ConfigError(f"{file}: not valid YAML: {error}") from None
     lines: dict[str, int] = {}
     ctx = _Context(file, lines)
-    if node is not None:
-        _lines(node, "", lines, ctx)
+    loader = None
+    try:
+        loader = _Loader(text)
+        node = loader.get_single_node()
+        if node is None:
+            raise ConfigError(
+                f"{file}: the file holds no settings (it is empty or only comments); expected a mapping "
+                "with at least `tables:` and `sinks:`"
+            )
+        _lines(node, "", lines, ctx)  # before constructing, which rewrites the nodes of `<<:` merge keys
+        data = loader.construct_document(node)
+    except yaml.YAMLError as error:
+        raise _yaml_error(error, text, file) from None
+    finally:
+        if loader is not None:
+            loader.dispose()
     missing: list[tuple[str, str]] = []
     data = _interpolate(data, "", missing)
     if missing:
@@ -391,9 +567,17 @@ def parse_config(text: str, file: str = "<config>") -> Config:
 
 
 def load_config(path: str | os.PathLike) -> Config:
-    """Read and validate a config file; every problem is a `ConfigError` naming the file."""
+    """Read and validate a config file (UTF-8); every problem is a `ConfigError` naming the file."""
     try:
-        text = Path(path).read_text()
+        content = Path(path).read_bytes()
     except OSError as error:
         raise ConfigError(f"config file {path} cannot be read: {error.strerror or error}") from None
+    try:
+        text = content.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = content.count(b"\n", 0, error.start) + 1
+        raise ConfigError(
+            f"{path}, line {line}: not UTF-8 text: the byte at offset {error.start} cannot be decoded "
+            f"({error.reason}); save the file as UTF-8"
+        ) from None
     return parse_config(text, str(path))

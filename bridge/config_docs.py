@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from bridge.config import Config, SinkSpec, describe_type
+from bridge.config import MAX_DEPTH, MAX_NODES, Config, SinkSpec, describe_type
 from bridge.sinks import builtin_sink_names, load_sink
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -90,7 +90,9 @@ def render_docs() -> str:
         "",
         f"<!-- {GENERATED} -->",
         "",
-        "One YAML file, read with `yaml.safe_load`. Any string may use `${VAR}` or `${VAR:-default}` from the",
+        f"One UTF-8 YAML file, read with `yaml.safe_load` (nesting deeper than {MAX_DEPTH} levels and aliases that",
+        f"expand to more than {MAX_NODES:,} values are refused). Any string may use `${{VAR}}` or "
+        "`${VAR:-default}` from the",
         "environment (every unset variable is reported at once). Unknown keys and keys given twice are errors",
         'with a "did you mean" hint; every error names the file, the line, the field path and what was',
         "expected, and `cdc-bridge` exits 2. Relative paths are relative to the working directory.",
@@ -112,7 +114,7 @@ def render_docs() -> str:
             else:
                 shown = "required" if default is dataclasses.MISSING else f"`{yaml_value(default)}`"
             description = spec.metadata.get("doc", "").replace("|", "\\|").replace("\n", " ")
-            kind = describe_type(hints[spec.name]).replace("|", "\\|")
+            kind = describe_type(hints[spec.name], spec.metadata).replace("|", "\\|")
             out.append(f"| `{spec.name}` | {kind} | {shown} | {description} |")
     return "\n".join(out) + "\n"
 

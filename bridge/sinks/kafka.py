@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cache
 from typing import Literal
 
@@ -28,6 +28,7 @@ from kafka.partitioner import murmur2
 
 from bridge import metrics
 from bridge.codec.keys import kafka_key
+from bridge.config import doc
 from bridge.errors import ConfigError, FatalError, PoisonRecordError, RetriableError
 from bridge.health import producer_readiness
 from bridge.normalize import ChangeEvent
@@ -53,48 +54,45 @@ def partition_for(key: bytes, partitions: Sequence[int]) -> int:
     return partitions[(murmur2(key) & 0x7FFFFFFF) % len(partitions)]
 
 
-def _doc(text: str, **kwargs):
-    return field(metadata={"doc": text}, **kwargs)
-
-
 @dataclass(frozen=True)
 class KafkaConfig:
     """Publish each change event to a Kafka topic as an Avro record."""
 
-    bootstrap_servers: str = _doc("Comma-separated `host:port` list of brokers.")
-    topic: str = _doc("Topic name template; `{table}` is replaced.", default="dynamodb.{table}")
-    client_id: str = _doc("Client id the broker sees.", default="cdc-bridge")
-    linger_ms: int = _doc("How long the producer waits to fill a batch.", default=20)
-    batch_size: int = _doc("Largest batch per partition, in bytes.", default=262144)
-    max_request_size: int = _doc(
+    bootstrap_servers: str = doc("Comma-separated `host:port` list of brokers.")
+    topic: str = doc("Topic name template; `{table}` is replaced.", default="dynamodb.{table}")
+    client_id: str = doc("Client id the broker sees.", default="cdc-bridge")
+    linger_ms: int = doc("How long the producer waits to fill a batch.", default=20)
+    batch_size: int = doc("Largest batch per partition, in bytes; 0: no batching.", default=262144)
+    max_request_size: int = doc(
         "Largest record (key + value + headers) sent, in bytes; a larger one is a poison record. Keep it at or "
         "below the topic's `max.message.bytes`.",
+        at_least=1,
         default=1048576,
     )
-    compression: Literal["none", "gzip", "snappy", "lz4", "zstd"] = _doc(
+    compression: Literal["none", "gzip", "snappy", "lz4", "zstd"] = doc(
         "Compression of record batches (snappy, lz4, zstd need the extra of the same name).", default="none"
     )
-    create_topics: bool = _doc("Create missing topics at startup (else: error).", default=False)
-    partitions: int = _doc("Partitions of topics the bridge creates.", default=1)
-    replication_factor: int = _doc("Replication factor of topics the bridge creates.", default=1)
-    tombstones: bool = _doc(
+    create_topics: bool = doc("Create missing topics at startup (else: error).", default=False)
+    partitions: int = doc("Partitions of topics the bridge creates.", at_least=1, default=1)
+    replication_factor: int = doc("Replication factor of topics the bridge creates.", at_least=1, default=1)
+    tombstones: bool = doc(
         "After each delete, also send a tombstone (null value) for compacted topics; needs `key: primary`.",
         default=False,
     )
-    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = _doc(
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = doc(
         "How to talk to the brokers.", default="PLAINTEXT"
     )
-    ssl_cafile: str | None = _doc("CA bundle (PEM) that signed the brokers' certificates.", default=None)
-    ssl_certfile: str | None = _doc("Client certificate (PEM) for mutual TLS.", default=None)
-    ssl_keyfile: str | None = _doc("Client private key (PEM) for mutual TLS.", default=None)
-    ssl_password: Secret | None = _doc("Password of the client key (use `${ENV}`).", default=None)
-    ssl_check_hostname: bool = _doc("Check that the broker certificate names the host.", default=True)
-    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER", "AWS_MSK_IAM"] | None = _doc(
+    ssl_cafile: str | None = doc("CA bundle (PEM) that signed the brokers' certificates.", default=None)
+    ssl_certfile: str | None = doc("Client certificate (PEM) for mutual TLS.", default=None)
+    ssl_keyfile: str | None = doc("Client private key (PEM) for mutual TLS.", default=None)
+    ssl_password: Secret | None = doc("Password of the client key (use `${ENV}`).", default=None)
+    ssl_check_hostname: bool = doc("Check that the broker certificate names the host.", default=True)
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER", "AWS_MSK_IAM"] | None = doc(
         "SASL mechanism (with SASL_PLAINTEXT / SASL_SSL).", default=None
     )
-    sasl_username: str | None = _doc("User for PLAIN and SCRAM.", default=None)
-    sasl_password: Secret | None = _doc("Password for PLAIN and SCRAM (use `${ENV}`).", default=None)
-    sasl_oauth_token: Secret | None = _doc("Bearer token for OAUTHBEARER (use `${ENV}`).", default=None)
+    sasl_username: str | None = doc("User for PLAIN and SCRAM.", default=None)
+    sasl_password: Secret | None = doc("Password for PLAIN and SCRAM (use `${ENV}`).", default=None)
+    sasl_oauth_token: Secret | None = doc("Bearer token for OAUTHBEARER (use `${ENV}`).", default=None)
 
 
 class KafkaSink(Sink):

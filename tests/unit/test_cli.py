@@ -43,7 +43,7 @@ def test_validate_accepts_the_example_config(capsys):
 BROKEN = [
     ("source: {poll_interval_ms: fast}\n", "source.poll_interval_ms: expected a whole number"),
     ("source: {max_workers: 2.5}\n", "source.max_workers: expected a whole number"),
-    ("shutdown_timeout_s: -1\n", "shutdown_timeout_s: expected a number >= 0"),
+    ("shutdown_timeout_s: -1\n", "shutdown_timeout_s: expected a number > 0"),
     ("checkpoint: 5\n", "checkpoint: expected a mapping"),
     ("encoding: {numbers: float}\n", "encoding.numbers: expected one of 'exact', 'double', 'string'"),
     ("sorce: {region: eu-west-1}\n", "sorce: unknown key (did you mean 'source'?)"),
