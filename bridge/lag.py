@@ -17,11 +17,14 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import math
 import threading
 import time
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+
+from bridge.normalize import sequence_number_of
 
 log = logging.getLogger(__name__)
 RETENTION_S = 24 * 3600.0
@@ -57,18 +60,24 @@ class _ShardState:
 
 def creation_time(record: dict) -> float | None:
     """A stream record's `ApproximateCreationDateTime` as epoch seconds (boto3 gives a datetime; raw JSON a number)."""
-    value = record.get("dynamodb", {}).get("ApproximateCreationDateTime")
+    data = record.get("dynamodb") if type(record) is dict else None
+    value = data.get("ApproximateCreationDateTime") if type(data) is dict else None
     if isinstance(value, dt.datetime):
         if value.tzinfo is None:
             value = value.replace(tzinfo=dt.UTC)
         return value.timestamp()
-    if isinstance(value, int | float):
+    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
         return float(value)
     return None
 
 
-def _sequence(record: dict) -> int:
-    return int(record["dynamodb"]["SequenceNumber"])
+def _last_sequence(records: list) -> int | None:
+    """The sequence number of the last record that has one (a malformed record has none)."""
+    for record in reversed(records):
+        sequence = sequence_number_of(record)
+        if sequence is not None:
+            return int(sequence)
+    return None
 
 
 class LagTracker:
@@ -98,9 +107,11 @@ class LagTracker:
             else:
                 state.caught_up = False
                 times = [t for t in map(creation_time, records) if t is not None]
+                last = _last_sequence(records)
                 if times:
                     state.newest_created = max(times[-1], state.newest_created or times[-1])
-                    state.unacked.append(_Batch(_sequence(records[-1]), min(times)))
+                if times and last is not None:
+                    state.unacked.append(_Batch(last, min(times)))
             lag = self._lag(stream_arn, shard_id, state, now)
             self._warn(state, lag)
         return lag

@@ -259,6 +259,8 @@ def creation_ms(value: Any) -> int:
 def _is_ttl_delete(record: dict) -> bool:
     """A REMOVE by Time to Live: GetRecords spells the identity `Type`/`PrincipalId`, Lambda `type`/`principalId`."""
     identity = record.get("userIdentity") or {}
+    if type(identity) is not dict:
+        raise PoisonRecordError(f"userIdentity must be an object, got {type(identity).__name__}", "userIdentity")
     kind = identity.get("Type", identity.get("type"))
     principal = identity.get("PrincipalId", identity.get("principalId"))
     return kind == "Service" and principal == "dynamodb.amazonaws.com"
@@ -291,6 +293,15 @@ def _image(data: dict, name: str) -> dict | None:
         raise PoisonRecordError(error.reason, _child_path(error.path, name)) from None
 
 
+def sequence_number_of(record: Any) -> str | None:
+    """The record's `dynamodb.SequenceNumber` when it is one (a string of decimal digits), else None."""
+    data = record.get("dynamodb") if type(record) is dict else None
+    sequence = data.get("SequenceNumber") if type(data) is dict else None
+    if type(sequence) is str and sequence.isascii() and sequence.isdigit():
+        return sequence
+    return None
+
+
 def to_change_event(
     record: dict,
     *,
@@ -307,15 +318,25 @@ def to_change_event(
     With `lazy`, the result is a `LazyChangeEvent`: keys and metadata are checked now, the images when first
     read (or transcoded), so a malformed image raises `PoisonRecordError` then.
     """
-    try:
-        name = record["eventName"]
-        data = record["dynamodb"]
-        sequence_number = data["SequenceNumber"]
-        raw_keys = data["Keys"]
-    except (KeyError, TypeError) as error:
-        raise PoisonRecordError(f"stream record lacks {error}") from None
-    if name not in _OPS:
-        raise PoisonRecordError(f"unknown eventName {name!r} (expected INSERT, MODIFY or REMOVE)")
+    if type(record) is not dict:
+        raise PoisonRecordError(f"stream record must be a JSON object, got {type(record).__name__}")
+    name = record.get("eventName")
+    if type(name) is not str or name not in _OPS:
+        raise PoisonRecordError(f"unknown eventName {name!r} (expected INSERT, MODIFY or REMOVE)", "eventName")
+    data = record.get("dynamodb")
+    if type(data) is not dict:
+        raise PoisonRecordError("stream record has no `dynamodb` object", "dynamodb")
+    sequence_number = sequence_number_of(record)
+    if sequence_number is None:
+        raise PoisonRecordError(
+            f"SequenceNumber must be a string of digits, got {data.get('SequenceNumber')!r}", "dynamodb.SequenceNumber"
+        )
+    raw_keys = data.get("Keys")
+    if type(raw_keys) is not dict:
+        raise PoisonRecordError("stream record has no `Keys` object", "dynamodb.Keys")
+    event_id = record.get("eventID", "")
+    if type(event_id) is not str:
+        raise PoisonRecordError(f"eventID must be a string, got {event_id!r}", "eventID")
     op = _OPS[name]
     keys = _image({"Keys": raw_keys}, "Keys") or {}
     if key_names and set(key_names) <= keys.keys():
@@ -332,7 +353,7 @@ def to_change_event(
             None if old_image is None else _PENDING,
             None if new_image is None else _PENDING,
             Position(stream_arn, shard_id, sequence_number),
-            record.get("eventID", ""),
+            event_id,
             creation_ms(created) if created is not None else 0,
             op == "d" and _is_ttl_delete(record),
             data.get("StreamViewType", ""),
@@ -346,7 +367,7 @@ def to_change_event(
         before=_image(data, "OldImage"),
         after=_image(data, "NewImage"),
         position=Position(stream_arn, shard_id, sequence_number),
-        event_id=record.get("eventID", ""),
+        event_id=event_id,
         approximate_creation_ms=creation_ms(created) if created is not None else 0,
         ttl_expired=op == "d" and _is_ttl_delete(record),
         view_type=data.get("StreamViewType", ""),

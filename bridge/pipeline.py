@@ -17,16 +17,15 @@ import time
 
 import boto3
 from botocore.config import Config as BotoConfig
-from botocore.exceptions import EndpointConnectionError, NoCredentialsError
 
 from bridge import metrics
 from bridge.backoff import full_jitter
 from bridge.checkpoint import CheckpointStore, CheckpointTracker
 from bridge.codec.avro import EnvelopeCodec
 from bridge.config import Config
-from bridge.errors import ConfigError, FatalError, PoisonRecordError, RetriableError
+from bridge.errors import FatalError, PoisonRecordError, RetriableError
 from bridge.filters import filter_events
-from bridge.normalize import ChangeEvent, to_change_event
+from bridge.normalize import ChangeEvent, sequence_number_of, to_change_event
 from bridge.poison import DeadLetter, PoisonRouter, RejectedEvent, build_router
 from bridge.sinks import Sink, TableEncoding, load_sink
 from bridge.sinks.kafka import KafkaSink
@@ -35,6 +34,7 @@ from bridge.source import ShardBatch, StreamSource, rawbody
 log = logging.getLogger(__name__)
 MAX_UNFLUSHED_EVENTS = 20_000  # events written since the last flush before reading pauses for one
 FLUSH_ATTEMPT_S = 10.0  # longest single flush attempt before it is logged and retried
+AWS_TIMEOUTS = {"connect_timeout": 5, "read_timeout": 15}  # s; a stalled call is retried, it does not hang a stop
 
 
 def aws_clients(config: Config, session: boto3.Session | None = None):
@@ -47,7 +47,7 @@ def aws_clients(config: Config, session: boto3.Session | None = None):
     options = {
         "region_name": source.region,
         "endpoint_url": source.endpoint_url,
-        "config": BotoConfig(retries={"mode": "standard", "max_attempts": 3}, max_pool_connections=32),
+        "config": BotoConfig(retries={"mode": "standard", "max_attempts": 3}, max_pool_connections=32, **AWS_TIMEOUTS),
     }
     if source.endpoint_url and session.get_credentials() is None:
         options.update(aws_access_key_id="local", aws_secret_access_key="local")
@@ -94,27 +94,31 @@ class Pipeline:
             max_workers=self.config.source.max_workers,
         )
         try:
-            infos = source.start()
-        except EndpointConnectionError as error:
-            raise ConfigError(f"cannot reach DynamoDB (source.endpoint_url / source.region): {error}") from None
-        except NoCredentialsError:
-            raise ConfigError("no AWS credentials found (environment, ~/.aws or instance role)") from None
-        self.tables = {info.name: info for info in infos}
-        self.source = source  # for /ready
-        sinks = self.given_sinks or self._make_sinks()
-        try:
-            for sink in [*sinks, self.poison]:
-                self._open(sink)
-            self.sinks = sinks  # for /ready
-            self._loop(source, sinks, until_caught_up)
-            source.stop()
-            self._commit(sinks)
-            if self.poison.counts:
-                log.warning("poison records routed this run: %s", dict(self.poison.counts))
+            infos = source.start(cancel=self.stop_requested)
+            self.tables = {info.name: info for info in infos}
+            self.source = source  # for /ready
+            sinks = self.given_sinks or self._make_sinks()
+            try:
+                for sink in [*sinks, self.poison]:
+                    self._open(sink)
+                self.sinks = sinks  # for /ready
+                self._loop(source, sinks, until_caught_up)
+                source.stop(self._time_left())
+                self._commit(sinks)
+                if self.poison.counts:
+                    log.warning("poison records routed this run: %s", dict(self.poison.counts))
+            finally:
+                source.stop(self._time_left())
+                for sink in [*sinks, self.poison]:
+                    sink.close()
         finally:
-            source.stop()
-            for sink in [*sinks, self.poison]:
-                sink.close()
+            self.tracker.close()  # the checkpoint file is free for the next run
+
+    def _time_left(self) -> float:
+        """Seconds until the stop deadline (`shutdown_timeout_s` after the stop request), else the whole timeout."""
+        if self.stop_requested.is_set():
+            return max(0.0, self.stop_deadline - time.monotonic())
+        return self.config.shutdown_timeout_s
 
     def _make_sinks(self) -> list[Sink]:
         encodings = {
@@ -176,7 +180,7 @@ class Pipeline:
                 else:
                     event.before, event.after  # noqa: B018 - normalized now, so a malformed image is caught here
             except PoisonRecordError as error:
-                sequence = str((record.get("dynamodb") or {}).get("SequenceNumber", "?"))
+                sequence = sequence_number_of(record) or "?"
                 self.poison.handle(
                     DeadLetter(table.name, str(error), "normalize", table.stream_arn, batch.shard_id, sequence, record)
                 )
@@ -189,10 +193,9 @@ class Pipeline:
                 self._write_to(sink, events, raw)
             self.unflushed += len(events)
             metrics.events_written(events)
-        if batch.records:
-            last = str((batch.records[-1].get("dynamodb") or {}).get("SequenceNumber", ""))
-            if last:
-                self.tracker.written(table.stream_arn, batch.shard_id, last)
+        last = next(filter(None, map(sequence_number_of, reversed(batch.records))), None)
+        if last is not None:
+            self.tracker.written(table.stream_arn, batch.shard_id, last)
         if batch.ended:
             self.tracker.finished(table.stream_arn, batch.shard_id)
             source.shard_done(batch)

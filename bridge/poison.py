@@ -48,16 +48,17 @@ class DeadLetter:
     stream_arn: str
     shard_id: str
     sequence_number: str
-    record: dict
+    record: Any  # the stream record as read: normally an object, but a malformed one may be any JSON value
     record_truncated: bool = False
 
     def truncated(self) -> DeadLetter:
         """The same letter with only the record's identity (event id, name, keys, sequence number), for a
         destination with a size limit; the full record stays readable from the stream for 24 h."""
-        data = self.record.get("dynamodb") or {}
+        record = self.record if type(self.record) is dict else {}
+        data = record.get("dynamodb") if type(record.get("dynamodb")) is dict else {}
         slim = {
-            "eventID": self.record.get("eventID"),
-            "eventName": self.record.get("eventName"),
+            "eventID": record.get("eventID"),
+            "eventName": record.get("eventName"),
             "dynamodb": {"Keys": data.get("Keys"), "SequenceNumber": data.get("SequenceNumber")},
         }
         return dataclasses.replace(self, record=slim, record_truncated=True)

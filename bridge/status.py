@@ -13,15 +13,14 @@ import json
 import time
 from dataclasses import asdict, dataclass, replace
 
-from botocore.exceptions import ClientError, EndpointConnectionError, NoCredentialsError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from bridge.checkpoint import CheckpointStore, ShardCheckpoint
 from bridge.checkpoint_report import format_table
 from bridge.config import Config
-from bridge.errors import ConfigError
 from bridge.lag import RETENTION_S, creation_time, format_duration
+from bridge.source.aws_errors import ResourceGone, classify, error_code
 from bridge.source.discovery import describe_table, list_shards, table_of_stream
-from bridge.source.reader import ResourceGone, error_code
 
 PROBE_CALLS = 4  # an open shard may answer empty pages before its first record
 
@@ -62,7 +61,9 @@ def _probe(streams, arn: str, shard_id: str, checkpoint: ShardCheckpoint | None)
             return "trimmed", None
         if error_code(error) == "ResourceNotFoundException":
             return "not listed", None
-        raise
+        raise classify(error, f"probing shard {shard_id} of {arn}") from error
+    except BotoCoreError as error:
+        raise classify(error, f"probing shard {shard_id} of {arn}") from error
     return "caught up", None
 
 
@@ -154,10 +155,5 @@ def run_status(config: Config, fmt: str = "text") -> str:
 
     dynamodb, streams = aws_clients(config)
     checkpoints = CheckpointStore(config.checkpoint.path).load()
-    try:
-        shards = table_status(config, dynamodb, streams, checkpoints)
-    except EndpointConnectionError as error:
-        raise ConfigError(f"cannot reach DynamoDB (source.endpoint_url / source.region): {error}") from None
-    except NoCredentialsError:
-        raise ConfigError("no AWS credentials found (environment, ~/.aws or instance role)") from None
+    shards = table_status(config, dynamodb, streams, checkpoints)  # AWS failures: one-line BridgeErrors
     return render_json(shards) if fmt == "json" else render_text(shards)

@@ -6,13 +6,13 @@ was checked, so a user sees that `--connect` really reached DynamoDB and Kafka.
 
 from __future__ import annotations
 
-from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError, NoCredentialsError
+from botocore.exceptions import EndpointConnectionError, NoCredentialsError
 from kafka import KafkaAdminClient
 from kafka.errors import KafkaError
 
 from bridge.codec import EnvelopeCodec
 from bridge.config import Config, load_config
-from bridge.errors import ConfigError
+from bridge.errors import BridgeError, ConfigError
 from bridge.source.discovery import describe_table
 
 
@@ -53,21 +53,12 @@ def _check_dynamodb(config: Config) -> tuple[list[str], list[str]]:
     for index, table in enumerate(config.tables):
         try:
             info = describe_table(dynamodb, table.name)
-        except ConfigError as error:  # no such table, or no stream
+        except BridgeError as error:
+            if isinstance(error.__cause__, EndpointConnectionError | NoCredentialsError):
+                problems.append(f"source: {error} ({where})")  # the same for every table
+                break
             problems.append(f"tables[{index}].name: {error}")
             continue
-        except EndpointConnectionError as error:
-            problems.append(f"source.endpoint_url: cannot reach DynamoDB at {where}: {error}")
-            break
-        except NoCredentialsError:
-            problems.append("source: no AWS credentials found (environment, ~/.aws or instance role)")
-            break
-        except ClientError as error:
-            problems.append(f"tables[{index}].name: DescribeTable {table.name!r} at {where} failed: {error}")
-            continue
-        except BotoCoreError as error:
-            problems.append(f"source: cannot reach DynamoDB at {where}: {error}")
-            break
         report.append(f"DynamoDB {where}: table {table.name} has stream {info.stream_arn} ({info.view_type or '?'})")
     return report, problems
 

@@ -3,8 +3,9 @@
 `FakeAWS` holds tables, their streams and shards. Its clients (`.streams`, `.dynamodb`) have boto3's method
 names, argument names and response shapes, and fail with botocore `ClientError`s carrying AWS's error codes.
 The test scripts the world: `write` records, `split` and `close` shards, `expire_iterators`, `trim`,
-`fail_next` (throttling, 5xx), `new_stream` (disable the stream and enable a new one with a new ARN),
-`drop_stream` (a stream disabled more than 24 h ago) and `delete_table`.
+`fail_next` (throttling, 5xx), `answer_next` (a well-formed call answered with something else: a cut-off
+page, a wrong type, paging that never ends, an answer that never comes), `new_stream` (disable the stream
+and enable a new one with a new ARN), `drop_stream` (a stream disabled more than 24 h ago) and `delete_table`.
 
 Behaviour follows AWS's DynamoDB Streams documentation: `DescribeStream` pages with `ExclusiveStartShardId`
 / `LastEvaluatedShardId`; a closed shard has an `EndingSequenceNumber`; `GetRecords` returns at most `Limit`
@@ -98,24 +99,29 @@ class FakeAWS:
         self.ids = itertools.count(1)
         self.calls: list[Call] = []
         self.faults: list[list] = []  # [operation, shard_id | None, code, status, times left]
+        self.answers: list[list] = []  # [operation, shard_id | None, change, times left]
         self.streams = FakeStreamsClient(self)
         self.dynamodb = FakeDynamoDBClient(self)
 
     # -- scripting ---------------------------------------------------------------------------------
 
-    def create_table(self, name: str, key_names: tuple[str, ...] = ("pk",)) -> str:
-        """A table with an enabled stream of one open shard; returns the stream ARN."""
+    def create_table(self, name: str, key_names: tuple[str, ...] = ("pk",), shards: int = 1) -> str:
+        """A table with an enabled stream of `shards` open shards (each a slice of the key hashes); returns the
+        stream ARN."""
         with self.lock:
             self.tables[name] = FakeTable(name, key_names)
-            return self._enable_stream(name)
+            return self._enable_stream(name, shards)
 
-    def _enable_stream(self, name: str) -> str:
+    def _enable_stream(self, name: str, shards: int = 1) -> str:
         label = (dt.datetime(2026, 1, 1) + dt.timedelta(seconds=next(self.ids))).isoformat(timespec="milliseconds")
         arn = f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{name}/stream/{label}"
         self.streams_by_arn[arn] = FakeStream(arn, name)
         table = self.tables[name]
         table.stream_arn, table.stream_enabled = arn, True
-        self._new_shard(self.streams_by_arn[arn], None)
+        step = 2**32 // shards
+        for index in range(shards):
+            high = 2**32 if index == shards - 1 else (index + 1) * step
+            self._new_shard(self.streams_by_arn[arn], None, index * step, high)
         return arn
 
     def _new_shard(self, stream: FakeStream, parent: str | None, low: int = 0, high: int = 2**32) -> str:
@@ -205,6 +211,12 @@ class FakeAWS:
         with self.lock:
             self.faults.append([operation, shard_id, code, status, times])
 
+    def answer_next(self, operation: str, change, times: float = 1, shard_id: str | None = None) -> None:
+        """The next `times` answers of `operation` (on `shard_id`, if given) are `change(answer)` instead of the
+        answer (a dict) the fake would give; `change` may also block, to stall the call."""
+        with self.lock:
+            self.answers.append([operation, shard_id, change, times])
+
     def new_stream(self, table: str) -> str:
         """Disable the table's stream (its open shards close; it stays readable) and enable a new one."""
         with self.lock:
@@ -263,6 +275,17 @@ class FakeAWS:
                 self.calls.append(Call(operation, time.monotonic(), shard_id, args, error=fault[2]))
                 raise client_error(fault[2], f"scripted {fault[2]}", operation, fault[3])
 
+    def _answer(self, operation: str, shard_id: str | None, answer: dict):
+        """`answer`, or what an `answer_next` makes of it (called without the lock held, so it may block)."""
+        with self.lock:
+            change = None
+            for scripted in self.answers:
+                if scripted[0] == operation and scripted[1] in (None, shard_id) and scripted[3] > 0:
+                    scripted[3] -= 1
+                    change = scripted[2]
+                    break
+        return answer if change is None else change(answer)
+
     def _stream(self, arn: str, operation: str) -> FakeStream:
         stream = self.streams_by_arn.get(arn)
         if stream is None or not stream.exists:
@@ -300,7 +323,7 @@ class FakeStreamsClient:
             }
             if len(page) < len(shards):
                 description["LastEvaluatedShardId"] = page[-1].shard_id
-            return {"StreamDescription": description}
+        return aws._answer("DescribeStream", None, {"StreamDescription": description})
 
     def get_shard_iterator(self, StreamArn: str, ShardId: str, ShardIteratorType: str, SequenceNumber: str = ""):
         aws = self.aws
@@ -331,7 +354,7 @@ class FakeStreamsClient:
                 raise client_error("ValidationException", f"bad ShardIteratorType {ShardIteratorType}", op)
             token = f"iterator-{next(aws.ids)}"
             aws.iterators[token] = (StreamArn, ShardId, index, aws.epoch)
-            return {"ShardIterator": token}
+        return aws._answer(op, ShardId, {"ShardIterator": token})
 
     def get_records(self, ShardIterator: str, Limit: int = 1000):
         aws = self.aws
@@ -361,7 +384,7 @@ class FakeStreamsClient:
                 token = f"iterator-{next(aws.ids)}"
                 aws.iterators[token] = (arn, shard_id, end, aws.epoch)
                 response["NextShardIterator"] = token
-            return response
+        return aws._answer(op, shard_id, response)
 
 
 class FakeDynamoDBClient:
@@ -395,4 +418,4 @@ class FakeDynamoDBClient:
             }
             if table.stream_enabled:
                 description["StreamSpecification"] = {"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"}
-            return {"Table": description}
+        return aws._answer("DescribeTable", None, {"Table": description})

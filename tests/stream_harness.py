@@ -73,11 +73,12 @@ class MemorySink(Sink):
             return sum(1 for e in self.events if table in (None, e.table))
 
 
-def make_config(checkpoint: Path, tables: list[dict], **source) -> Config:
+def make_config(checkpoint: Path, tables: list[dict], shutdown_timeout_s: float = 30, **source) -> Config:
     """A config with small intervals so tests are quick; `tables` are YAML table entries."""
     import yaml
 
     data = {
+        "shutdown_timeout_s": shutdown_timeout_s,
         "source": {"poll_interval_ms": 20, "discovery_interval_s": 0.2, "max_workers": 4, **source},
         "tables": tables,
         "sinks": [{"type": "stdout"}],

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
-from bridge.errors import ConfigError, FatalError, RetriableError
-from bridge.source.reader import NETWORK_ERRORS, ResourceGone, error_code, is_retriable
+from bridge.errors import ConfigError
+from bridge.source.aws_errors import MalformedAnswer, ResourceGone, classify, classify_at_start
+
+MAX_PAGES = 10_000  # DescribeStream pages of one listing (100 shards each): far beyond any real stream
 
 
 @dataclass(frozen=True)
@@ -23,7 +25,10 @@ class TableInfo:
 
 @dataclass(frozen=True)
 class StreamListing:
-    """Every shard of a stream (all `DescribeStream` pages) and the stream's status (`ENABLED`, `DISABLED`...)."""
+    """Every shard of a stream (all `DescribeStream` pages) and the stream's status (`ENABLED`, `DISABLED`...).
+
+    Each shard is checked: a `ShardId` string, an optional `ParentShardId` string and `SequenceNumberRange`.
+    """
 
     status: str
     shards: list[dict]
@@ -33,64 +38,101 @@ class TableDeleted(Exception):
     """`DescribeTable` answered `ResourceNotFoundException`."""
 
 
-def describe_table(dynamodb, name: str) -> TableInfo:
-    """The table's latest stream and key schema; `ConfigError` when it is missing or has no stream."""
+def _table_description(dynamodb, name: str, classify_error) -> dict:
     try:
-        table = dynamodb.describe_table(TableName=name)["Table"]
-    except ClientError as error:
-        if error_code(error) == "ResourceNotFoundException":
-            raise ConfigError(f"table {name!r} does not exist at {dynamodb.meta.endpoint_url}") from None
-        raise
+        answer = dynamodb.describe_table(TableName=name)
+    except (ClientError, BotoCoreError) as error:
+        raise classify_error(error, f"describing table {name}") from error
+    table = answer.get("Table") if type(answer) is dict else None
+    if type(table) is not dict:
+        raise MalformedAnswer(f"describing table {name}: the DescribeTable answer has no `Table` object")
+    return table
+
+
+def describe_table(dynamodb, name: str) -> TableInfo:
+    """The table's latest stream and key schema, asked before the first record is read.
+
+    `ConfigError` when the table is missing, has no stream, or access is denied; `RetriableError` when
+    DynamoDB is throttling, failing (5xx) or answers something that is not a table description.
+    """
+    try:
+        table = _table_description(dynamodb, name, classify_at_start)
+    except ResourceGone:
+        raise ConfigError(f"table {name!r} does not exist at {dynamodb.meta.endpoint_url}") from None
     stream_arn = table.get("LatestStreamArn")
-    enabled = table.get("StreamSpecification", {}).get("StreamEnabled", bool(stream_arn))
+    specification = table.get("StreamSpecification") or {}
+    enabled = specification.get("StreamEnabled", bool(stream_arn)) if type(specification) is dict else False
     if not stream_arn or not enabled:
         raise ConfigError(f"table {name!r} has no stream enabled; enable one (NEW_AND_OLD_IMAGES recommended)")
-    schema = sorted(table["KeySchema"], key=lambda k: k["KeyType"] != "HASH")
-    view_type = table.get("StreamSpecification", {}).get("StreamViewType", "")
+    key_schema = table.get("KeySchema")
+    try:
+        schema = sorted(key_schema, key=lambda k: k["KeyType"] != "HASH")
+        key_names = tuple(k["AttributeName"] for k in schema)
+    except (TypeError, KeyError):
+        key_names = ()
+    if type(stream_arn) is not str or not key_names or not all(type(k) is str for k in key_names):
+        raise MalformedAnswer(
+            f"describing table {name}: the DescribeTable answer has no usable `LatestStreamArn` and `KeySchema`"
+        )
+    view_type = specification.get("StreamViewType", "")
     region = stream_arn.split(":")[3] if stream_arn.count(":") >= 4 else dynamodb.meta.region_name
-    return TableInfo(name, stream_arn, tuple(k["AttributeName"] for k in schema), view_type, region)
+    return TableInfo(name, stream_arn, key_names, view_type if type(view_type) is str else "", region)
 
 
 def current_stream_arn(dynamodb, name: str) -> str | None:
     """The ARN of the table's enabled stream, None when its stream is disabled; raises `TableDeleted`."""
     try:
-        table = dynamodb.describe_table(TableName=name)["Table"]
-    except ClientError as error:
-        if error_code(error) == "ResourceNotFoundException":
-            raise TableDeleted(name) from None
-        if is_retriable(error):
-            raise RetriableError(f"describing table {name}: {error}") from error
-        raise FatalError(f"describing table {name} failed: {error}") from error
-    except NETWORK_ERRORS as error:
-        raise RetriableError(f"describing table {name}: {error}") from error
-    if not table.get("StreamSpecification", {}).get("StreamEnabled", False):
+        table = _table_description(dynamodb, name, classify)
+    except ResourceGone:
+        raise TableDeleted(name) from None
+    specification = table.get("StreamSpecification") or {}
+    if type(specification) is not dict or not specification.get("StreamEnabled", False):
         return None
-    return table.get("LatestStreamArn")
+    arn = table.get("LatestStreamArn")
+    if type(arn) is not str or not arn:
+        raise MalformedAnswer(f"describing table {name}: an enabled stream but no `LatestStreamArn` string")
+    return arn
 
 
 def list_shards(streams, stream_arn: str) -> StreamListing:
     """All shards of the stream, paging `DescribeStream` with `ExclusiveStartShardId` until the last page.
 
-    Raises `ResourceGone` when the stream no longer exists, `RetriableError` when throttled or unreachable.
+    Raises `ResourceGone` when the stream no longer exists, `RetriableError` when throttled or unreachable,
+    `MalformedAnswer` for a page that is not a stream description or paging that goes back or never ends.
     """
     shards: list[dict] = []
+    seen: set[str] = set()
     args = {"StreamArn": stream_arn}
-    try:
-        while True:
-            description = streams.describe_stream(**args)["StreamDescription"]
-            shards.extend(description.get("Shards", []))
-            last = description.get("LastEvaluatedShardId")
-            if not last:
-                return StreamListing(description.get("StreamStatus", "ENABLED"), shards)
-            args["ExclusiveStartShardId"] = last
-    except ClientError as error:
-        if error_code(error) == "ResourceNotFoundException":
-            raise ResourceGone(f"stream {stream_arn}: {error}") from error
-        if is_retriable(error):
-            raise RetriableError(f"describing stream {stream_arn}: {error}") from error
-        raise FatalError(f"describing stream {stream_arn} failed: {error}") from error
-    except NETWORK_ERRORS as error:
-        raise RetriableError(f"describing stream {stream_arn}: {error}") from error
+    for _ in range(MAX_PAGES):
+        try:
+            answer = streams.describe_stream(**args)
+        except (ClientError, BotoCoreError) as error:
+            raise classify(error, f"describing stream {stream_arn}") from error
+        description = answer.get("StreamDescription") if type(answer) is dict else None
+        page = description.get("Shards", []) if type(description) is dict else None
+        if type(page) is not list or not all(_is_shard(shard) for shard in page):
+            raise MalformedAnswer(f"describing stream {stream_arn}: the answer has no well-formed `Shards` list")
+        shards.extend(page)
+        last = description.get("LastEvaluatedShardId")
+        if not last:
+            status = description.get("StreamStatus", "ENABLED")
+            return StreamListing(status if type(status) is str else "ENABLED", shards)
+        if type(last) is not str or last in seen:
+            raise MalformedAnswer(
+                f"describing stream {stream_arn}: DescribeStream paging repeats (LastEvaluatedShardId {last!r} "
+                "was answered before)"
+            )
+        seen.add(last)
+        args["ExclusiveStartShardId"] = last
+    raise MalformedAnswer(f"describing stream {stream_arn}: DescribeStream paging did not end after {MAX_PAGES} pages")
+
+
+def _is_shard(shard) -> bool:
+    if type(shard) is not dict or type(shard.get("ShardId")) is not str or not shard["ShardId"]:
+        return False
+    numbers = shard.get("SequenceNumberRange", {})
+    parent = shard.get("ParentShardId")
+    return (parent is None or type(parent) is str) and type(numbers) is dict
 
 
 def table_of_stream(stream_arn: str) -> str:

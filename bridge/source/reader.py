@@ -6,48 +6,30 @@ What each DynamoDB Streams error means here:
   naming the shard, the checkpoint and the window, unless `on_trimmed` is `resume_from_trim_horizon`.
 - throttling (`LimitExceededException`, ...), 5xx and connection failures: `RetriableError`; the caller backs off.
 - `ResourceNotFoundException`: `ResourceGone`; the caller re-describes the table and the stream.
+- a 200 answer that is not a GetRecords result (cut off, empty, `Records` not a list): `MalformedAnswer` with
+  the same iterator, and after `MALFORMED_LIMIT` such answers in a row `FatalError` naming the shard. Such an
+  answer never ends the shard: only a well-formed answer without `NextShardIterator` can, and the caller
+  still checks that `DescribeStream` lists the shard as closed.
 """
 
 from __future__ import annotations
 
 import logging
 
-from botocore.exceptions import ClientError, ConnectionError, HTTPClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
-from bridge.errors import FatalError, RetriableError
+from bridge.errors import FatalError
+from bridge.normalize import sequence_number_of
+from bridge.source.aws_errors import MALFORMED_LIMIT, MalformedAnswer, classify, error_code
 
 log = logging.getLogger(__name__)
-THROTTLED = {
-    "LimitExceededException",
-    "ThrottlingException",
-    "ProvisionedThroughputExceededException",
-    "RequestLimitExceeded",
-    "InternalServerError",
-    "ServiceUnavailable",
-}
-NETWORK_ERRORS = (ConnectionError, HTTPClientError)
-
-
-class ResourceGone(Exception):
-    """DynamoDB answered `ResourceNotFoundException`: the stream (or the shard) no longer exists."""
-
-
-def error_code(error: ClientError) -> str:
-    """The AWS error code of a botocore `ClientError` (`LimitExceededException`, ...)."""
-    return error.response.get("Error", {}).get("Code", "")
-
-
-def is_retriable(error: ClientError) -> bool:
-    """Throttling and server-side (5xx) errors: worth retrying after a pause."""
-    status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
-    return error_code(error) in THROTTLED or status >= 500
 
 
 class ShardReader:
     """The read state of one shard: where to resume and the current iterator.
 
     `start` is `TRIM_HORIZON`, `LATEST` or `AFTER_SEQUENCE_NUMBER` (with `sequence_number`, the checkpoint).
-    `caught_up` is true when the last `GetRecords` returned no records.
+    `caught_up` is true when the last `GetRecords` returned no records, `reached_tip` once any did.
     """
 
     def __init__(
@@ -66,7 +48,10 @@ class ShardReader:
         self.last_sequence = sequence_number if start == "AFTER_SEQUENCE_NUMBER" else None
         self.on_trimmed = on_trimmed
         self.iterator: str | None = None
+        self.previous: str | None = None  # the iterator the last answer was asked with
         self.caught_up = False
+        self.reached_tip = False  # some answer since the start had no records: read to its end at that time
+        self.malformed = 0
 
     def _new_iterator(self) -> str:
         args = {"StreamArn": self.stream_arn, "ShardId": self.shard_id}
@@ -74,7 +59,11 @@ class ShardReader:
             args.update(ShardIteratorType="AFTER_SEQUENCE_NUMBER", SequenceNumber=self.last_sequence)
         else:
             args["ShardIteratorType"] = self.start if self.start != "AFTER_SEQUENCE_NUMBER" else "TRIM_HORIZON"
-        return self.client.get_shard_iterator(**args)["ShardIterator"]
+        response = self.client.get_shard_iterator(**args)
+        iterator = response.get("ShardIterator") if type(response) is dict else None
+        if type(iterator) is not str or not iterator:
+            raise self._malformed("GetShardIterator", "no `ShardIterator` string")
+        return iterator
 
     def fetch(self, limit: int = 1000) -> tuple[list[dict], bool]:
         """One `GetRecords` call: the records read (as `GetRecords` gives them) and whether the shard ended.
@@ -83,9 +72,10 @@ class ShardReader:
         `caught_up`, so that the caller's limit of calls per second also covers the retry.
         Raises `RetriableError` (back off), `ResourceGone` (re-describe) or `FatalError`.
         """
+        used = self.iterator
         try:
             if self.iterator is None:
-                self.iterator = self._new_iterator()
+                self.iterator = used = self._new_iterator()
             response = self.client.get_records(ShardIterator=self.iterator, Limit=limit)
         except ClientError as error:
             self.iterator = None
@@ -95,20 +85,51 @@ class ShardReader:
                 return self._renew()
             if code == "TrimmedDataAccessException":
                 return self._trimmed(error)
-            if code == "ResourceNotFoundException":
-                raise ResourceGone(f"shard {self.shard_id} of {self.stream_arn}: {error}") from error
-            if is_retriable(error):
-                raise RetriableError(f"shard {self.shard_id}: {error}") from error
-            raise FatalError(f"reading shard {self.shard_id} of {self.stream_arn} failed: {error}") from error
-        except NETWORK_ERRORS as error:
+            raise classify(error, f"reading shard {self.shard_id} of {self.stream_arn}") from error
+        except BotoCoreError as error:
             self.iterator = None
-            raise RetriableError(f"shard {self.shard_id}: {error}") from error
-        records = response.get("Records", [])
-        if records:
-            self.last_sequence = records[-1]["dynamodb"]["SequenceNumber"]
-        self.iterator = response.get("NextShardIterator")
+            raise classify(error, f"reading shard {self.shard_id} of {self.stream_arn}") from error
+        records, next_iterator = self._check(response)
+        self.malformed = 0
+        for record in reversed(records):
+            sequence = sequence_number_of(record)
+            if sequence is not None:
+                self.last_sequence = sequence
+                break
+        self.iterator = next_iterator
+        self.previous = used
         self.caught_up = not records
-        return records, self.iterator is None
+        self.reached_tip = self.reached_tip or not records
+        return records, next_iterator is None
+
+    def _check(self, response) -> tuple[list, str | None]:
+        """The records and next iterator of a GetRecords answer, or the error of `_malformed`."""
+        records = response.get("Records") if type(response) is dict else None
+        next_iterator = response.get("NextShardIterator") if type(response) is dict else None
+        if type(records) is list and (next_iterator is None or type(next_iterator) is str):
+            return records, next_iterator
+        if type(records) is not list:
+            problem = "no `Records` list" if records is None else f"`Records` is a {type(records).__name__}"
+        else:
+            problem = f"`NextShardIterator` is a {type(next_iterator).__name__}"
+        raise self._malformed("GetRecords", problem)
+
+    def _malformed(self, call: str, problem: str) -> Exception:
+        """A 200 answer that is not what `call` returns: `MalformedAnswer` (the iterator is kept), or
+        `FatalError` once `MALFORMED_LIMIT` answers in a row were like that."""
+        self.malformed += 1
+        where = f"shard {self.shard_id} of {self.stream_arn}"
+        if self.malformed >= MALFORMED_LIMIT:
+            return FatalError(
+                f"{where}: {self.malformed} answers in a row were not well-formed (the last, to {call}: {problem}); "
+                f"stopping with the checkpoint at {self.last_sequence or 'the shard start'}"
+            )
+        return MalformedAnswer(f"{where}: the {call} answer is not well-formed ({problem})")
+
+    def end_unconfirmed(self) -> None:
+        """The last answer had no `NextShardIterator`, but the shard is not listed as closed: read on from where
+        that answer ended (renewed after its last record, or with the iterator it was asked with)."""
+        self.iterator = None if not self.caught_up else self.previous
 
     def _renew(self) -> tuple[list[dict], bool]:
         try:
@@ -116,11 +137,9 @@ class ShardReader:
         except ClientError as error:
             if error_code(error) == "TrimmedDataAccessException":
                 return self._trimmed(error)
-            if error_code(error) == "ResourceNotFoundException":
-                raise ResourceGone(f"shard {self.shard_id} of {self.stream_arn}: {error}") from error
-            if is_retriable(error):
-                raise RetriableError(f"shard {self.shard_id}: {error}") from error
-            raise FatalError(f"renewing the iterator of shard {self.shard_id} failed: {error}") from error
+            raise classify(error, f"renewing the iterator of shard {self.shard_id} of {self.stream_arn}") from error
+        except BotoCoreError as error:
+            raise classify(error, f"renewing the iterator of shard {self.shard_id} of {self.stream_arn}") from error
         return [], False
 
     def _trimmed(self, error: ClientError) -> tuple[list[dict], bool]:

@@ -12,11 +12,13 @@ class ShardTree:
 
     A shard is ready when it is neither started nor finished and its parent is finished, or is no longer
     listed (trimmed away) and not being read. A shard listed as its own parent, or caught in a parent
-    cycle, loses the link that closes the cycle and is read as a root.
+    cycle, loses its parent link (every shard of the cycle does: none of them can wait for another) and is
+    read as a root. `closed` holds the listed shards that have an `EndingSequenceNumber`.
     """
 
     def __init__(self, finished: set[str] | None = None) -> None:
         self.parents: dict[str, str | None] = {}
+        self.closed: set[str] = set()
         self.finished: set[str] = set(finished or ())
         self.started: set[str] = set()
         self.warned: set[str] = set()
@@ -24,6 +26,7 @@ class ShardTree:
     def update(self, shards: list[dict]) -> None:
         """Replace the listing with every shard of a full `DescribeStream` (`ShardId`, optional `ParentShardId`)."""
         parents: dict[str, str | None] = {}
+        self.closed = {s["ShardId"] for s in shards if "EndingSequenceNumber" in s.get("SequenceNumberRange", {})}
         for shard in shards:
             shard_id = shard["ShardId"]
             parent = shard.get("ParentShardId")
@@ -45,9 +48,11 @@ class ShardTree:
                 on_path.add(shard)
                 shard = self.parents[shard]
             if shard in on_path:
-                cycle = " -> ".join(path)
-                self._warn(path[-1], f"shards {cycle} form a parent cycle; reading {path[-1]} as a root")
-                self.parents[path[-1]] = None
+                cycle = path[path.index(shard) :]
+                names = " -> ".join([*cycle, shard])
+                self._warn(shard, f"shards {names} form a parent cycle; reading each of them as a root")
+                for member in cycle:
+                    self.parents[member] = None
             done.update(path)
 
     def _warn(self, shard_id: str, message: str) -> None:

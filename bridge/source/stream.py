@@ -19,15 +19,15 @@ import random
 import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from bridge import metrics
 from bridge.backoff import full_jitter
 from bridge.checkpoint import ShardCheckpoint, ShardKey
-from bridge.errors import RetriableError
+from bridge.errors import FatalError, RetriableError
+from bridge.source.aws_errors import MALFORMED_LIMIT, MalformedAnswer, ResourceGone
 from bridge.source.discovery import TableInfo, describe_table, list_shards
-from bridge.source.reader import ResourceGone, ShardReader
+from bridge.source.reader import ShardReader
 from bridge.source.table_stream import TableStream
 
 log = logging.getLogger(__name__)
@@ -53,6 +53,7 @@ class ShardBatch:
 @dataclass
 class _Shard:
     table: TableInfo
+    stream: TableStream  # whose listing says whether the shard is closed
     reader: ShardReader
     busy: bool = False
     dead: bool = False
@@ -84,7 +85,11 @@ class StreamSource:
         self.discovery_interval = discovery_interval
         self.records_per_call = records_per_call
         self.batches: queue.Queue = queue.Queue(maxsize=queue_batches)
-        self.pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="shard-reader")
+        self.work: queue.SimpleQueue = queue.SimpleQueue()  # shards due for a call; None stops a worker
+        # Daemon threads: a call stalled on the network must not hold the process past its stop deadline.
+        self.workers = [
+            threading.Thread(target=self._work, name=f"shard-reader-{i}", daemon=True) for i in range(max_workers)
+        ]
         self.lock = threading.Condition()
         self.heap: list = []
         self.counter = itertools.count()
@@ -94,21 +99,39 @@ class StreamSource:
         self.stopping = threading.Event()
         self.dispatcher = threading.Thread(target=self._dispatch, name="shard-dispatcher", daemon=True)
 
-    def start(self) -> list[TableInfo]:
+    def start(self, cancel: threading.Event | None = None) -> list[TableInfo]:
         """Describe every table and start reading; returns what was learned about the tables.
 
-        A table whose checkpoint names older streams of it reads those first (to their end), then the latest.
+        While DynamoDB is throttling, failing or answering nonsense, each table is described again after a
+        backoff, until `cancel` is set (then `FatalError`). A table whose checkpoint names older streams of
+        it reads those first (to their end), then the latest.
         """
+        cancel = cancel or threading.Event()
         infos = []
         for config in self.table_configs:
-            info = describe_table(self.dynamodb, config.name)
+            info = self._describe(config.name, cancel)
             self.tables.append(TableStream(config, info, self.checkpoints))
             infos.append(info)
             log.info("table %s: stream %s, key %s", info.name, info.stream_arn, ", ".join(info.key_names))
-        for table in self.tables:
-            self._discover(table)
+        for worker in self.workers:
+            worker.start()
         self.dispatcher.start()
         return infos
+
+    def _describe(self, name: str, cancel: threading.Event) -> TableInfo:
+        failures = malformed = 0
+        while True:
+            try:
+                return describe_table(self.dynamodb, name)
+            except RetriableError as error:
+                failures += 1
+                malformed = malformed + 1 if isinstance(error, MalformedAnswer) else 0
+                if malformed >= MALFORMED_LIMIT:
+                    raise FatalError(f"{error} ({malformed} answers in a row)") from None
+                delay = max(self.poll_interval, backoff_delay(failures))
+                log.warning("%s; describing it again in %.2f s (attempt %d)", error, delay, failures)
+                if cancel.wait(delay):
+                    raise FatalError(f"stopped before table {name} could be described: {error}") from None
 
     def get(self, timeout: float) -> ShardBatch | None:
         """The next batch, or None after `timeout` seconds. Re-raises a reader's fatal error."""
@@ -137,19 +160,21 @@ class StreamSource:
             return pruned
 
     def caught_up(self) -> bool:
-        """Every shard known so far was read to its current end (call only when `get` returned None)."""
+        """Every shard known so far was read to its end at some moment of this run, and every batch read
+        before that moment was taken (call only when `get` returned None). Each shard counts on its own: with
+        many busy shards, all of them are rarely idle at one instant."""
         with self.lock:
             for table in self.tables:
                 if not table.caught_up() or table.tree.ready():
                     return False
                 for shard_id in table.tree.unfinished():
                     shard = self.shards.get((table.info.stream_arn, shard_id))
-                    if shard is None or shard.busy or not shard.reader.caught_up:
+                    if shard is None or not shard.reader.reached_tip:
                         return False
             return self.batches.empty()
 
-    def stop(self) -> None:
-        """Stop scheduling calls; calls in flight finish, their batches are dropped."""
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop scheduling calls and wait up to `timeout` s for calls in flight; their batches are dropped."""
         self.stopping.set()
         with self.lock:
             self.lock.notify()
@@ -158,7 +183,19 @@ class StreamSource:
                 self.batches.get_nowait()
             except queue.Empty:
                 break
-        self.pool.shutdown(wait=True, cancel_futures=True)
+        started = [worker for worker in self.workers if worker.is_alive()]
+        for _ in started:
+            self.work.put(None)
+        deadline = time.monotonic() + timeout
+        for worker in started:
+            worker.join(max(0.0, deadline - time.monotonic()))
+        stalled = sum(worker.is_alive() for worker in started)
+        if stalled:
+            log.warning(
+                "stopping with %d GetRecords call(s) still unanswered; nothing they return is handed on "
+                "(the checkpoint is before it, the next run reads it again)",
+                stalled,
+            )
 
     # -- dispatcher thread -------------------------------------------------------------------------
 
@@ -175,7 +212,7 @@ class StreamSource:
                         _, _, shard = heapq.heappop(self.heap)
                         if not shard.dead:
                             shard.busy = True
-                            self.pool.submit(self._fetch, shard)
+                            self.work.put(shard)
                     wait = self.heap[0][0] - now if self.heap else self.poll_interval
                     self.lock.wait(timeout=min(max(wait, 0.0), self.poll_interval))
         except BaseException as error:  # surfaced to the pipeline thread
@@ -187,13 +224,16 @@ class StreamSource:
             listing = list_shards(self.streams_client, table.info.stream_arn)
         except RetriableError as error:
             table.failures += 1
+            table.malformed = table.malformed + 1 if isinstance(error, MalformedAnswer) else 0
+            if table.malformed >= MALFORMED_LIMIT:
+                raise FatalError(f"{error} ({table.malformed} answers in a row)") from None
             table.next_discovery = time.monotonic() + max(self.poll_interval, backoff_delay(table.failures))
             log.warning("%s; will list again", error)
             return
         except ResourceGone:
             self._stream_gone(table)
             return
-        table.failures = 0
+        table.failures = table.malformed = 0
         with self.lock:
             self.pruned |= table.apply_listing(listing, wanted)
             for shard_id in sorted(table.lost - set(table.tree.parents)):
@@ -254,7 +294,7 @@ class StreamSource:
                 reader = ShardReader(
                     self.streams_client, table.info.stream_arn, shard_id, start, sequence, table.on_trimmed
                 )
-                self.shards[key] = shard = _Shard(table.info, reader)
+                self.shards[key] = shard = _Shard(table.info, table, reader)
                 log.info("shard %s of %s started at %s %s", shard_id, table.name, start, sequence or "")
                 metrics.shard_started(table.name, table.info.stream_arn, shard_id)
                 self._schedule(shard, 0.0)
@@ -266,35 +306,67 @@ class StreamSource:
 
     # -- worker threads ----------------------------------------------------------------------------
 
+    def _work(self) -> None:
+        while not self.stopping.is_set():
+            shard = self.work.get()
+            if shard is None:
+                return
+            try:
+                self._fetch(shard)
+            except BaseException as error:  # a worker that fails surfaces it: the pipeline stops with it
+                self._fail(error)
+                return
+
     def _fetch(self, shard: _Shard) -> None:
         try:
             records, ended = shard.reader.fetch(self.records_per_call)
         except (RetriableError, ResourceGone) as error:
-            metrics.get_records_failed(shard.table.name, error)
-            shard.last_call = time.monotonic()
-            shard.failures += 1
-            delay = backoff_delay(shard.failures)
-            log.warning("%s; retrying in %.2f s", error, delay)
-            with self.lock:
-                shard.busy = False
-                if isinstance(error, ResourceGone):
-                    self._report_gone(shard)
-                self._schedule(shard, delay)
-            return
-        except BaseException as error:
-            self._fail(error)
+            self._retry_later(shard, error)
             return
         shard.last_call = time.monotonic()  # the next call waits from the end of this one: AWS counts arrivals
-        shard.failures = 0
         metrics.records_read(shard.table.name, shard.table.stream_arn, shard.reader.shard_id, records)
+        unconfirmed = ended and not self._closed(shard)
+        ended = ended and not unconfirmed
         if records or ended:
             self._put(ShardBatch(shard.table, shard.reader.shard_id, records, ended))
+        if unconfirmed:
+            shard.reader.end_unconfirmed()
+            self._retry_later(
+                shard,
+                MalformedAnswer(
+                    f"shard {shard.reader.shard_id} of {shard.table.stream_arn}: GetRecords gave no next iterator, "
+                    "but DescribeStream does not list the shard as closed; listing it again and reading on"
+                ),
+            )
+            return
+        shard.failures = 0
         with self.lock:
             shard.busy = False
             if ended:
                 self.shards.pop((shard.table.stream_arn, shard.reader.shard_id), None)
             else:
                 self._schedule(shard, self.poll_interval if shard.reader.caught_up else 0.0)
+
+    def _retry_later(self, shard: _Shard, error: RetriableError | ResourceGone) -> None:
+        metrics.get_records_failed(shard.table.name, error)
+        shard.last_call = time.monotonic()
+        shard.failures += 1
+        delay = backoff_delay(shard.failures)
+        log.warning("%s; retrying in %.2f s", error, delay)
+        with self.lock:
+            shard.busy = False
+            if isinstance(error, ResourceGone):
+                self._report_gone(shard)
+            self._schedule(shard, delay)
+
+    def _closed(self, shard: _Shard) -> bool:
+        """The latest listing of the shard's stream gives it an `EndingSequenceNumber`; if not, ask for a new one."""
+        with self.lock:
+            if shard.reader.shard_id in shard.stream.tree.closed:
+                return True
+            shard.stream.next_discovery = 0.0
+            self.lock.notify()
+            return False
 
     def _report_gone(self, shard: _Shard) -> None:
         for table in self.tables:

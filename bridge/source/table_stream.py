@@ -37,6 +37,7 @@ class TableStream:
         self.wanted = 0  # listings requested (on shard end) ...
         self.seen = 0  # ... and the last one a completed listing covers
         self.failures = 0
+        self.malformed = 0  # listings in a row that were not well-formed
         self.next_discovery = 0.0
         self.follow(chain[0])
 

@@ -47,16 +47,21 @@ def test_shard_listed_as_its_own_parent_is_read_as_a_root():
     assert tree.ready() == ["s"]
 
 
-def test_parent_cycle_is_broken_at_one_link_and_descendants_still_wait():
+def test_every_shard_of_a_parent_cycle_is_read_as_a_root_and_descendants_still_wait():
     tree = ShardTree()
     tree.update([shard("a", "b"), shard("b", "a"), shard("c", "a")])
-    assert tree.ready() == ["b"]  # the walk from `a` reaches `b`, whose link back to `a` is cut
-    tree.start("b")
-    tree.finish("b")
-    assert tree.ready() == ["a"]
+    assert tree.ready() == ["a", "b"]  # neither may wait for the other: both may stay open for ever
     tree.start("a")
+    tree.start("b")
+    assert tree.ready() == []
     tree.finish("a")
     assert tree.ready() == ["c"]
+
+
+def test_a_longer_parent_cycle_loses_every_link_of_the_cycle_only():
+    tree = ShardTree()
+    tree.update([shard("a", "c"), shard("b", "a"), shard("c", "b"), shard("d", "c")])
+    assert tree.parents == {"a": None, "b": None, "c": None, "d": "c"}
 
 
 def test_prune_forgets_finished_shards_that_are_no_longer_listed():
