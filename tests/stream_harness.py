@@ -95,6 +95,31 @@ def run_until_caught_up(aws: FakeAWS, config: Config, sink: MemorySink) -> None:
     pipeline(aws, config, sink).run(until_caught_up=True)
 
 
+def caught_up_within(changes: Changes | FakeAWS, config: Config, sink: MemorySink, timeout: float = 30.0) -> None:
+    """`run --until-caught-up` in a thread (over the fake's clients, or the config's endpoint when given
+    `changes=None`); fails instead of hanging when it does not return within `timeout`; re-raises its error."""
+    aws = changes.aws if isinstance(changes, Changes) else changes
+    run = pipeline(aws, config, sink) if aws is not None else Pipeline(config, sinks=[sink])
+    outcome: list[BaseException | None] = []
+
+    def target() -> None:
+        try:
+            run.run(until_caught_up=True)
+            outcome.append(None)
+        except BaseException as error:
+            outcome.append(error)
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    thread.join(timeout)
+    if thread.is_alive():
+        run.request_stop()
+        thread.join(10)
+        raise AssertionError(f"--until-caught-up did not return within {timeout} s")
+    if outcome[0] is not None:
+        raise outcome[0]
+
+
 class BridgeThread:
     """The pipeline running in a thread until `stop()`; `error` holds what `run` raised."""
 

@@ -22,6 +22,7 @@ from tests.stream_harness import (
     Changes,
     MemorySink,
     assert_exactly_once_in_order,
+    caught_up_within,
     make_config,
     pipeline,
 )
@@ -38,29 +39,6 @@ def changes() -> Changes:
 def quick_backoff(monkeypatch):
     """Retries within 0.2 s: the tests that retry until the limit then take a second, not half a minute."""
     monkeypatch.setattr("bridge.source.stream.BACKOFF_CAP", 0.2)
-
-
-def caught_up_within(changes: Changes, config, sink: MemorySink, timeout: float = 30.0) -> None:
-    """`run --until-caught-up` in a thread; fails (instead of hanging) when it does not return in time."""
-    run = pipeline(changes.aws, config, sink)
-    outcome: list[BaseException | None] = []
-
-    def target() -> None:
-        try:
-            run.run(until_caught_up=True)
-            outcome.append(None)
-        except BaseException as error:
-            outcome.append(error)
-
-    thread = threading.Thread(target=target, daemon=True)
-    thread.start()
-    thread.join(timeout)
-    if thread.is_alive():
-        run.request_stop()
-        thread.join(10)
-        pytest.fail(f"--until-caught-up did not return within {timeout} s")
-    if outcome[0] is not None:
-        raise outcome[0]
 
 
 def only_checkpoint(path):
