@@ -4,9 +4,11 @@ Delivery: at-least-once with per-item order. The producer is idempotent with `ac
 5 requests in flight, so its own retries neither reorder nor duplicate. A record is never given up on
 because the broker is away: it waits in the producer (the pipeline stops reading and holds the checkpoint
 meanwhile) and `flush()` raises `RetriableError` until the broker acknowledged everything written so far.
-A record the broker rejects for good makes `flush()` raise `FatalError`. A restart after a crash re-sends
-the records written after the last checkpoint: those duplicates carry the same `event_id` and
-`sequence_number` headers as the first copy.
+A record the broker rejects for good makes `flush()` raise `FatalError`, and so does a topic deleted while
+the bridge runs (found when records stay unacknowledged while a broker answers): the bridge never lets the
+broker recreate it. A restart after a crash re-sends the records written after the last checkpoint: those
+duplicates carry the same `event_id` and `sequence_number` headers as the first copy. `close()` waits about a
+second for acknowledgements, then gives up on what is left (logged once, with the count).
 
 Each record goes to the partition kafka-python's default partitioner (and Java's) picks for its key,
 murmur2 of the key modulo the partition count, computed here once per record from the topic's partitions
@@ -16,6 +18,7 @@ partition, without the default partitioner's per-record metadata copies.
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 from collections.abc import Sequence
@@ -35,7 +38,11 @@ from bridge.normalize import ChangeEvent
 from bridge.poison import RejectedEvent
 from bridge.secret import Secret
 from bridge.sinks.base import Sink
-from bridge.sinks.kafka_client import check_settings, ensure_topics, make_producer
+from bridge.sinks.kafka_client import check_settings, close_producer, ensure_topics, make_producer, missing_topics
+
+log = logging.getLogger(__name__)
+TOPIC_CHECK_S = 2.0  # longest time a flush spends asking whether its topics still exist
+TOPIC_CHECK_INTERVAL_S = 30.0  # at most one such question per interval while records stay unacknowledged
 
 LEGAL_TOPIC = re.compile(r"[a-zA-Z0-9._-]{1,249}")
 
@@ -126,6 +133,8 @@ class KafkaSink(Sink):
         self.producer = make_producer(self.config)
         self.pending: list = []  # futures of the records sent since the last successful flush
         self.rejected: list[BaseException] = []  # why the broker refused records for good (then flush is fatal)
+        self.stuck = False  # the last flush ended with records unacknowledged
+        self.next_topic_check = 0.0  # monotonic time before which the topics are not asked about again
 
     def _headers(self, event: ChangeEvent, fingerprint: bytes | None) -> list[tuple[str, bytes]]:
         headers = [
@@ -171,6 +180,7 @@ class KafkaSink(Sink):
         try:
             partitions = sorted(self.producer.partitions_for(topic))
         except KafkaTimeoutError as error:
+            self._stop_if_topics_deleted(TOPIC_CHECK_S)
             raise RetriableError(f"no metadata for topic {topic}: {error}") from error
         except KafkaError as error:
             raise FatalError(f"Kafka refused the metadata of topic {topic}: {error}") from error
@@ -198,13 +208,18 @@ class KafkaSink(Sink):
 
     def flush(self, timeout: float) -> None:
         """Return when the broker acknowledged every record so far; `RetriableError` if not yet, `FatalError`
-        if one was rejected (then nothing after the last checkpoint may be trusted: restart)."""
+        if one was rejected (then nothing after the last checkpoint may be trusted: restart) or a topic was
+        deleted. Returns or raises within `timeout` (a check of the topics comes out of it)."""
+        deadline = time.monotonic() + timeout
+        if self.stuck:
+            self._stop_if_topics_deleted(min(TOPIC_CHECK_S, timeout / 2))
         try:
-            self.producer.flush(timeout=timeout)
+            self.producer.flush(timeout=max(0.0, deadline - time.monotonic()))
         except KafkaTimeoutError:
             metrics.sink_error("kafka", "FlushTimeout")
             self._count_rejected()
-            waiting = sum(1 for future in self.pending if not future.is_done)
+            self.stuck = True
+            waiting = self._unacknowledged()
             raise RetriableError(
                 f"Kafka at {self.config.bootstrap_servers} did not acknowledge {waiting} record(s) "
                 f"within {timeout:.0f} s"
@@ -216,8 +231,36 @@ class KafkaSink(Sink):
         if self.rejected:
             raise FatalError(f"Kafka rejected {len(self.rejected)} record(s), the first: {self.rejected[0]!r}")
         if not all(future.is_done for future in self.pending):
+            self.stuck = True
             raise RetriableError(f"Kafka did not acknowledge records within {timeout:.0f} s")
         self.pending = []
+        self.stuck = False
+
+    def _unacknowledged(self) -> int:
+        """How many records sent since the last successful flush the broker has not answered yet."""
+        return sum(1 for future in self.pending if not future.is_done)
+
+    def _stop_if_topics_deleted(self, timeout: float) -> None:
+        """Raise `FatalError` when a broker answers within `timeout` that a topic of this sink is gone.
+
+        Asked only while the producer holds a connection (a broker that is away is an outage, not a deleted
+        topic) and at most once per `TOPIC_CHECK_INTERVAL_S`. kafka-python retries records for a missing topic
+        until `delivery_timeout_ms` (a week), so without this question the bridge would wait that long.
+        """
+        now = time.monotonic()
+        if now < self.next_topic_check or self.readiness() is not None:
+            return
+        self.next_topic_check = now + TOPIC_CHECK_INTERVAL_S
+        missing = missing_topics(self.config, set(self.topics.values()), timeout)
+        if missing:
+            tables = sorted(table for table, topic in self.topics.items() if topic in missing)
+            raise FatalError(
+                f"Kafka topic(s) {', '.join(missing)} (table(s) {', '.join(tables)}) no longer exist at "
+                f"{self.config.bootstrap_servers}: deleted while the bridge ran. {self._unacknowledged()} "
+                "record(s) were not acknowledged and the checkpoint stays before them. The bridge does not "
+                "recreate topics while it runs; create the topic again (or start with `create_topics: true`) "
+                "and restart to resume after the checkpoint"
+            )
 
     def _count_rejected(self) -> None:
         """Move the errors of records the broker rejected for good from `pending` to `rejected`, counting each
@@ -235,5 +278,13 @@ class KafkaSink(Sink):
 
     def close(self) -> None:
         producer = getattr(self, "producer", None)
-        if producer is not None:
-            producer.close(timeout=5)
+        if producer is None:
+            return
+        given_up = close_producer(producer, self._unacknowledged)
+        if given_up:
+            log.warning(
+                "kafka sink closed with %d record(s) not acknowledged by Kafka at %s; the checkpoint stays "
+                "before them and the next run sends them again",
+                given_up,
+                self.config.bootstrap_servers,
+            )

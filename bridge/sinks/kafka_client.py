@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from kafka import KafkaAdminClient, KafkaProducer, codec
@@ -30,6 +30,7 @@ DELIVERY_TIMEOUT_MS = 7 * 24 * 3600 * 1000
 BOOTSTRAP_TIMEOUT_MS = 5000  # one connection attempt at startup; the pipeline retries with backoff
 RECONNECT_BACKOFF_MAX_MS = 5000  # a broker that is back is used again within 5 s (kafka-python's default: 30 s)
 USER_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")  # SASL mechanisms with a username and password
+CLOSE_TIMEOUT_S = 1.0  # longest wait for acknowledgements when a producer closes; then it gives up on them
 
 
 class StaticTokenProvider(AbstractTokenProvider):
@@ -144,6 +145,9 @@ def producer_options(config: Any) -> dict[str, Any]:
         "batch_size": config.batch_size,
         "max_request_size": config.max_request_size,
         "compression_type": None if config.compression == "none" else config.compression,
+        # Topics are created by the admin client at startup (`create_topics`), never by the broker because the
+        # producer asked for metadata: a topic deleted mid-run must stop the bridge, not come back empty.
+        "allow_auto_create_topics": False,
     }
 
 
@@ -198,8 +202,71 @@ def _refused_login(config: Any, refusal: SaslAuthenticationFailedError) -> str:
 def make_producer(config: Any) -> KafkaProducer:
     """A connected producer; `RetriableError` when no broker answers, `FatalError` when the brokers refuse the
     SASL login, `ConfigError` for unusable settings."""
+    options = producer_options(config)
     with _connecting(config, "producer"):
-        return KafkaProducer(**producer_options(config))
+        producer = KafkaProducer(**options)
+    # kafka-python 3.0 does not hand `allow_auto_create_topics` on to the metadata its producer requests (it
+    # always asks the broker to create unknown topics): set it there too.
+    metadata_config = getattr(getattr(producer, "_metadata", None), "config", None)
+    if isinstance(metadata_config, dict):
+        metadata_config["allow_auto_create_topics"] = options["allow_auto_create_topics"]
+    return producer
+
+
+def close_producer(producer: KafkaProducer, unacknowledged: Callable[[], int]) -> int:
+    """Close `producer` within about `CLOSE_TIMEOUT_S`, even when no broker answers; returns how many records
+    were given up on (`unacknowledged()` once the wait is over), 0 when everything sent was acknowledged.
+
+    kafka-python 3.0's `close(timeout)` starts with `flush(timeout)` and, when that times out, raises without
+    closing anything: its sender thread would go on retrying for `delivery_timeout_ms` (a week). Here it is
+    then closed by force, as `close` itself does after a graceful close timed out: the records still waiting
+    fail. The log lines kafka-python writes about records failed on purpose are held back; the caller reports
+    the count in one line.
+    """
+    try:
+        producer.close(timeout=CLOSE_TIMEOUT_S)
+        return 0
+    except KafkaError:
+        pass
+    given_up = unacknowledged()
+    with _kafka_logs_held_back():
+        sender = getattr(producer, "_sender", None)
+        if sender is not None:
+            sender.force_close()
+            sender.join(CLOSE_TIMEOUT_S)
+        with contextlib.suppress(KafkaError):
+            producer.close(timeout=0)  # every record has failed now: this only marks the producer closed
+    return given_up
+
+
+@contextlib.contextmanager
+def _kafka_logs_held_back() -> Iterator[None]:
+    """kafka-python logs nothing meanwhile: for steps whose failures are expected and reported by the bridge."""
+    kafka_log = logging.getLogger("kafka")
+    level = kafka_log.level
+    kafka_log.setLevel(logging.CRITICAL + 1)
+    try:
+        yield
+    finally:
+        kafka_log.setLevel(level)
+
+
+def missing_topics(config: Any, topics: Iterable[str], timeout: float) -> list[str] | None:
+    """Which of `topics` the brokers do not have, asked within about `timeout` seconds; None when no broker
+    answered in time (then nothing is known, and kafka-python's log lines about it are held back)."""
+    wait_ms = max(100, int(timeout * 1000))
+    options = {**client_options(config), "bootstrap_timeout_ms": wait_ms, "request_timeout_ms": wait_ms}
+    with _kafka_logs_held_back():
+        try:
+            admin = KafkaAdminClient(**options)
+        except KafkaError:
+            return None
+        try:
+            return sorted(set(topics) - set(admin.list_topics()))
+        except KafkaError:
+            return None
+        finally:
+            admin.close()
 
 
 def ensure_topics(config: Any, topics: Iterable[str]) -> None:

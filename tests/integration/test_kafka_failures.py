@@ -7,12 +7,16 @@ from __future__ import annotations
 import os
 import subprocess
 import uuid
+from contextlib import closing
 
 import boto3
 import pytest
+from kafka import KafkaAdminClient
+from kafka.admin import NewTopic
 
 from tests.bridge_process import run_bridge, write_config
-from tests.fault.changes import TABLE, create_table
+from tests.fault.bridge_runner import BridgeRunner, bridge_config, wait_for
+from tests.fault.changes import TABLE, create_table, stream_changes
 from tests.fault.delivery import topic_event_ids
 
 WRONG_PASSWORD = "not-the-password-3141"
@@ -99,3 +103,56 @@ def test_a_refused_sasl_login_stops_at_once_naming_brokers_mechanism_and_user_no
     line = errors[0]
     assert sasl_broker.sasl_bootstrap in line and "PLAIN" in line and repr(sasl_broker.SASL_USER) in line, line
     assert "not ready (attempt 2)" not in result.stderr, "a refused login is not a broker that is not ready yet"
+
+
+@pytest.mark.parametrize("create_topics", [False, True], ids=["create_topics_off", "create_topics_on"])
+def test_a_topic_deleted_mid_run_stops_the_bridge_naming_it_without_recreating_it(
+    dynamodb, moto_endpoint, kafka_bootstrap, tmp_path, create_topics
+):
+    create_table(dynamodb)
+    topic = f"deleted-{uuid.uuid4().hex[:8]}"
+    admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    try:
+        admin.create_topics([NewTopic(topic, 3, 1)])
+        config = bridge_config(
+            tmp_path / "bridge.yaml",
+            moto_endpoint,
+            kafka_bootstrap,
+            topic,
+            sink={"create_topics": create_topics},
+            shutdown_timeout_s=2,  # also the longest flush attempt: the retries come quickly
+        )
+        bridge = BridgeRunner(config, tmp_path / "bridge.log")
+        _put(moto_endpoint, 0, 10)
+        bridge.start()
+        try:
+            wait_for(lambda: len(topic_event_ids(kafka_bootstrap, topic)) >= 10, 60, "the first 10 records")
+            admin.delete_topics([topic])
+            wait_for(lambda: topic not in admin.list_topics(), 30, "the topic to be deleted")
+            _put(moto_endpoint, 10, 1)
+            try:
+                code = bridge.wait(timeout=90)
+            except subprocess.TimeoutExpired:
+                code = None
+        finally:
+            bridge.stop()
+        assert topic not in admin.list_topics(), "the bridge (or the broker, asked by it) recreated the topic"
+    finally:
+        admin.close()
+
+    log = bridge.log.read_text()
+    assert code is not None, f"the bridge still ran 90 s after its topic was deleted:\n{bridge.tail()}"
+    assert code == 1, bridge.tail()
+    assert "Traceback" not in log, bridge.tail()
+    errors = [line for line in log.splitlines() if line.startswith("cdc-bridge: error:")]
+    assert len(errors) == 1 and topic in errors[0] and "no longer exist" in errors[0], bridge.tail()
+
+    # The checkpoint stayed before the record that never reached Kafka: once the topic is back (created by the
+    # operator, or by the next start with `create_topics`), the next run delivers it.
+    if not create_topics:
+        with closing(KafkaAdminClient(bootstrap_servers=kafka_bootstrap)) as admin:
+            admin.create_topics([NewTopic(topic, 3, 1)])
+    again = run_bridge("run", "--config", str(config), "--until-caught-up")
+    assert again.returncode == 0, again.stderr
+    last = stream_changes(moto_endpoint)[-1][0]
+    assert last in topic_event_ids(kafka_bootstrap, topic), "the next run sends the unacknowledged record"

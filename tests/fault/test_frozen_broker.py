@@ -1,0 +1,78 @@
+"""SIGTERM while the broker is frozen (SIGSTOP: its sockets stay open, nothing answers): the stop keeps to
+`shutdown_timeout_s` plus the Kafka sink's bounded close, ends with exit 1 and no traceback, says once how many
+records were left unacknowledged, and holds the checkpoint before them, so the next run delivers them."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import time
+import uuid
+
+import boto3
+import pytest
+
+from tests.bridge_process import run_bridge
+from tests.fault.bridge_runner import BridgeRunner, bridge_config, wait_for
+from tests.fault.changes import TABLE, create_table
+from tests.fault.delivery import topic_event_ids
+
+SHUTDOWN_TIMEOUT_S = 3
+UNCONFIRMED = re.compile(r"kafka sink closed with (\d+) record\(s\) not acknowledged")
+
+
+def _put(endpoint: str, first: int, count: int) -> None:
+    client = boto3.client("dynamodb", endpoint_url=endpoint, region_name="us-east-1")
+    for i in range(first, first + count):
+        client.put_item(TableName=TABLE, Item={"pk": {"S": f"k{i % 7}"}, "v": {"N": str(i)}})
+
+
+def test_sigterm_with_a_frozen_broker_stops_in_time_without_traceback_and_holds_the_checkpoint(
+    dynamodb, moto_endpoint, kafka_broker, kafka_bootstrap, tmp_path
+):
+    if kafka_broker is None:
+        pytest.skip("freezes the test run's own broker (KAFKA_BOOTSTRAP_SERVERS is set)")
+    create_table(dynamodb)
+    topic = f"frozen-{uuid.uuid4().hex[:8]}"
+    config = bridge_config(
+        tmp_path / "bridge.yaml", moto_endpoint, kafka_bootstrap, topic, shutdown_timeout_s=SHUTDOWN_TIMEOUT_S
+    )
+    checkpoint = tmp_path / "checkpoints.json"
+    bridge = BridgeRunner(config, tmp_path / "bridge.log")
+    frozen = False
+    try:
+        _put(moto_endpoint, 0, 20)
+        bridge.start()
+        wait_for(lambda: len(topic_event_ids(kafka_bootstrap, topic)) >= 20, 60, "the first 20 records")
+        wait_for(checkpoint.exists, 10, "the first checkpoint")
+        os.kill(kafka_broker.process.pid, signal.SIGSTOP)
+        frozen = True
+        _put(moto_endpoint, 20, 10)
+        wait_for(lambda: "flush attempt 1 failed" in bridge.log.read_text(), 30, "a flush the frozen broker fails")
+        held = checkpoint.read_text()
+
+        bridge.signal(signal.SIGTERM)
+        signalled = time.monotonic()
+        # A bound that catches a stop hanging on the broker, far above the deadline plus the sink's close.
+        code = bridge.wait(timeout=SHUTDOWN_TIMEOUT_S + 30)
+        stop_s = time.monotonic() - signalled
+    finally:
+        if frozen:
+            os.kill(kafka_broker.process.pid, signal.SIGCONT)
+        bridge.stop()
+
+    log = bridge.log.read_text()
+    assert code == 1, bridge.tail()
+    assert "Traceback" not in log, bridge.tail()
+    unconfirmed = [found for found in map(UNCONFIRMED.search, log.splitlines()) if found]
+    assert len(unconfirmed) == 1, bridge.tail()
+    # The 10 changes made while the broker was frozen, or the first of them: reading pauses at the failed flush.
+    assert 1 <= int(unconfirmed[0].group(1)) <= 10, unconfirmed[0].string
+    assert "the checkpoint stays before them" in unconfirmed[0].string
+    assert checkpoint.read_text() == held, "no checkpoint past the records the broker never acknowledged"
+    print(f"stop took {stop_s:.1f} s with shutdown_timeout_s={SHUTDOWN_TIMEOUT_S}")
+
+    again = run_bridge("run", "--config", str(config), "--until-caught-up")
+    assert again.returncode == 0, again.stderr
+    assert len(set(topic_event_ids(kafka_bootstrap, topic))) == 30, "the next run delivers what was unconfirmed"
