@@ -12,6 +12,7 @@ import json
 import os
 import socket
 import tempfile
+import threading
 import weakref
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -178,7 +179,9 @@ class CheckpointTracker:
     """Positions written to the sinks since the last flush; `commit()` makes them the checkpoint.
 
     The tracker belongs to one run: it locks the store before loading it (so nothing is read from a stream
-    under another bridge's positions) and holds the lock until `close()`.
+    under another bridge's positions) and holds the lock until `close()`. It is the one ledger of shard
+    positions: the pipeline thread records what was written and commits, the stream reader's dispatcher
+    thread reports shards to forget (`forget` and `commit` share `self.lock`).
     """
 
     def __init__(self, store: CheckpointStore) -> None:
@@ -191,10 +194,11 @@ class CheckpointTracker:
             raise
         self.pending: dict[ShardKey, ShardCheckpoint] = {}
         self.forgotten: set[ShardKey] = set()
+        self.lock = threading.Lock()
 
-    def written(self, stream_arn: str, shard_id: str, sequence_number: str, finished: bool = False) -> None:
-        """Everything of this shard up to `sequence_number` (and its end, if `finished`) was written."""
-        self.pending[(stream_arn, shard_id)] = ShardCheckpoint(sequence_number, finished)
+    def written(self, stream_arn: str, shard_id: str, sequence_number: str) -> None:
+        """Everything of this shard up to `sequence_number` was written."""
+        self.pending[(stream_arn, shard_id)] = ShardCheckpoint(sequence_number)
 
     def finished(self, stream_arn: str, shard_id: str) -> None:
         """The shard was read to its end and every record of it was written."""
@@ -204,17 +208,24 @@ class CheckpointTracker:
 
     def forget(self, keys: set[ShardKey]) -> None:
         """Drop these shards (finished and no longer listed, or of a stream that is gone) at the next commit."""
-        self.forgotten |= keys
+        with self.lock:
+            self.forgotten |= keys
 
     def commit(self) -> None:
         """Call after every sink flushed: stores the pending positions (minus forgotten shards) as the checkpoint."""
-        if not self.pending and not self.forgotten:
+        with self.lock:
+            forgotten, self.forgotten = self.forgotten, set()
+        if not self.pending and not forgotten:
             return
-        merged = {key: value for key, value in {**self.acked, **self.pending}.items() if key not in self.forgotten}
-        self.store.save(merged)
+        merged = {key: value for key, value in {**self.acked, **self.pending}.items() if key not in forgotten}
+        try:
+            self.store.save(merged)
+        except BaseException:
+            with self.lock:
+                self.forgotten |= forgotten
+            raise
         self.acked = merged
         self.pending = {}
-        self.forgotten = set()
 
     def close(self) -> None:
         """The run is over: release the checkpoint file for the next one (nothing is committed after this)."""

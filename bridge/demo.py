@@ -56,7 +56,8 @@ def run_demo(config_path: str) -> None:
         from moto import mock_aws
     except ImportError:
         raise ConfigError("the demo needs moto: pip install 'cdc-bridge[demo]'") from None
-    from bridge.pipeline import Pipeline, aws_clients
+    from bridge.pipeline import Pipeline
+    from bridge.source.clients import aws_clients
 
     config = load_config(config_path)
     for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):

@@ -29,3 +29,12 @@ class PoisonRecordError(BridgeError):
         self.reason = reason
         self.path = path
         super().__init__(f"{path}: {reason}" if path else reason)
+
+
+class RejectedEvent(PoisonRecordError):
+    """A sink cannot take this one event at all (too large, does not encode): raised by `Sink.write`, the
+    pipeline routes `event` by its table's `on_poison` and writes the rest of the batch."""
+
+    def __init__(self, event, reason: str, path: str = "") -> None:
+        super().__init__(reason, path)
+        self.event = event  # the ChangeEvent, exactly as the sink was given it

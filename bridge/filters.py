@@ -17,20 +17,24 @@ from bridge.normalize import ChangeEvent
 
 def filter_events(events: Sequence[ChangeEvent], table: TableConfig) -> list[ChangeEvent]:
     """The events of `table` that its filters let through, with excluded attributes removed; order kept."""
-    ops = set(table.include_ops)
-    excluded = frozenset(table.exclude_attributes)
-    kept = []
-    for event in events:
-        if event.op not in ops and event.op != "r":  # snapshot reads are not stream operations
-            continue
-        if table.drop_ttl_deletes and event.op == "d" and event.ttl_expired:
-            continue
-        if excluded:
-            event = dataclasses.replace(
-                event, before=_without(event.before, excluded), after=_without(event.after, excluded)
-            )
-        kept.append(event)
-    return kept
+    return [kept for kept in (filter_event(event, table) for event in events) if kept is not None]
+
+
+def filter_event(event: ChangeEvent, table: TableConfig) -> ChangeEvent | None:
+    """`event` as `table`'s filters let it through (excluded attributes removed), or None when they drop it.
+
+    Only excluding attributes reads the images: a malformed one raises `PoisonRecordError` then.
+    """
+    if event.op not in table.include_ops and event.op != "r":  # snapshot reads are not stream operations
+        return None
+    if table.drop_ttl_deletes and event.op == "d" and event.ttl_expired:
+        return None
+    if table.exclude_attributes:
+        excluded = frozenset(table.exclude_attributes)
+        return dataclasses.replace(
+            event, before=_without(event.before, excluded), after=_without(event.after, excluded)
+        )
+    return event
 
 
 def _without(item: dict | None, excluded: frozenset[str]) -> dict | None:

@@ -22,34 +22,6 @@ log = logging.getLogger(__name__)
 Readiness = Callable[[], list[str]]
 
 
-def pipeline_readiness(pipeline) -> list[str]:
-    """What keeps `pipeline` from replicating now, one short sentence each; empty when it is ready.
-
-    The source is ready once it has listed the shards of every table's stream and no table's last GetRecords
-    call failed (throttling aside); each sink is ready when open and, if it has a `readiness()` method (the
-    Kafka sink does), when that returns None.
-    """
-    problems = []
-    source = getattr(pipeline, "source", None)
-    if source is None:
-        problems.append("source: tables not described yet")
-    else:
-        for table in list(getattr(source, "tables", [])):
-            if not getattr(table, "discovered", True):
-                problems.append(f"source: shards of table {table.name} not listed yet")
-        problems.extend(metrics.source_problems())
-    sinks = getattr(pipeline, "sinks", None)
-    if sinks is None:
-        problems.append("sinks: not opened yet")
-        return problems
-    for index, sink in enumerate(list(sinks)):
-        check = getattr(sink, "readiness", None)
-        problem = check() if callable(check) else None
-        if problem:
-            problems.append(f"sinks[{index}] {type(sink).__name__}: {problem}")
-    return problems
-
-
 def producer_readiness(producer, servers: str) -> str | None:
     """None while a kafka-python producer holds a connection to a broker, else why it cannot deliver.
 

@@ -63,6 +63,7 @@ class ChangeEvent:
     ttl_expired: bool
     view_type: str
     region: str
+    record: Any = dataclasses.field(default=None, compare=False, repr=False)  # the stream record, for dead letters
 
     @property
     def partition_key(self) -> Any:
@@ -71,7 +72,7 @@ class ChangeEvent:
 
 
 _PENDING = object()  # a lazy image not normalized yet
-_EVENT_FIELDS = tuple(field.name for field in dataclasses.fields(ChangeEvent))
+_EVENT_FIELDS = tuple(field.name for field in dataclasses.fields(ChangeEvent) if field.compare)
 
 
 class LazyChangeEvent(ChangeEvent):
@@ -98,6 +99,7 @@ class LazyChangeEvent(ChangeEvent):
         ttl_expired: bool,
         view_type: str,
         region: str,
+        record: Any = None,
         raw_images: tuple[Any, Any] | None = None,
     ) -> None:
         setattr_ = object.__setattr__
@@ -111,6 +113,7 @@ class LazyChangeEvent(ChangeEvent):
             ("ttl_expired", ttl_expired),
             ("view_type", view_type),
             ("region", region),
+            ("record", record),
             ("raw_images", raw_images),
             ("encoded", None),
             ("_before", before),
@@ -358,6 +361,7 @@ def to_change_event(
             op == "d" and _is_ttl_delete(record),
             data.get("StreamViewType", ""),
             region or record.get("awsRegion", ""),
+            record,
             (old_image, new_image),
         )
     return ChangeEvent(
@@ -372,4 +376,5 @@ def to_change_event(
         ttl_expired=op == "d" and _is_ttl_delete(record),
         view_type=data.get("StreamViewType", ""),
         region=region or record.get("awsRegion", ""),
+        record=record,
     )

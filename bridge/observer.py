@@ -14,7 +14,7 @@ import time
 from typing import TextIO
 
 from bridge import __version__, metrics
-from bridge.health import HealthServer, pipeline_readiness
+from bridge.health import HealthServer
 from bridge.logs import stderr_handler
 from bridge.progress import ProgressLine, wants_progress
 
@@ -46,7 +46,7 @@ class Observer:
         metrics.set_retention_warning(self.settings.retention_warning_hours * 3600)
         if self.settings.port is not None:
             self.server = HealthServer(
-                self.settings.host, self.settings.port, lambda: pipeline_readiness(self.pipeline)
+                self.settings.host, self.settings.port, self.pipeline.readiness
             )
             self.server.start()
         if wants_progress(self.stream):

@@ -151,7 +151,7 @@ def render_json(shards: list[ShardStatus]) -> str:
 
 def run_status(config: Config, fmt: str = "text") -> str:
     """The status report of `config`'s tables as text or JSON."""
-    from bridge.pipeline import aws_clients
+    from bridge.source.clients import aws_clients
 
     dynamodb, streams = aws_clients(config)
     checkpoints = CheckpointStore(config.checkpoint.path).load()

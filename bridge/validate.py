@@ -45,7 +45,7 @@ def _schema_problems(config: Config) -> list[str]:
 
 
 def _check_dynamodb(config: Config) -> tuple[list[str], list[str]]:
-    from bridge.pipeline import aws_clients
+    from bridge.source.clients import aws_clients
 
     where = config.source.endpoint_url or f"AWS {config.source.region}"
     report, problems = [], []

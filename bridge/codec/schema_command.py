@@ -28,7 +28,7 @@ def inferred_schema(config: Config, table: TableConfig, limit: int, dynamodb=Non
     """A typed item schema proposal from up to `limit` items of the live table (Scan via the configured endpoint)."""
     from botocore.exceptions import BotoCoreError, ClientError
 
-    from bridge.pipeline import aws_clients
+    from bridge.source.clients import aws_clients
 
     if dynamodb is None:
         dynamodb, _ = aws_clients(config)

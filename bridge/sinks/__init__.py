@@ -1,6 +1,9 @@
-"""Sinks, found by name through the `bridge.sinks` entry-point group (built-in ones too).
+"""Sinks, found by name through the `bridge.sinks` entry-point group (built-in ones too): the plugin API.
 
-A third-party package registers its sink the same way the built-in ones are registered in `pyproject.toml`:
+Everything a sink needs is importable from here: the contract (`Sink`), what it is given (`TableEncoding`,
+`ChangeEvent`, `Position`, `kafka_key`), the per-event refusal (`RejectedEvent`) and the errors it may raise
+(`ConfigError`, `RetriableError`, `FatalError`). A third-party package registers its sink the same way the
+built-in ones are registered in `pyproject.toml`:
 
     [project.entry-points."bridge.sinks"]
     s3 = "my_package.sink:S3Sink"
@@ -11,10 +14,25 @@ from __future__ import annotations
 from functools import cache
 from importlib.metadata import EntryPoint, entry_points
 
-from bridge.errors import ConfigError
+from bridge.codec.keys import kafka_key
+from bridge.errors import ConfigError, FatalError, RejectedEvent, RetriableError
+from bridge.normalize import ChangeEvent, Position
 from bridge.sinks.base import Sink, TableEncoding
 
-__all__ = ["Sink", "TableEncoding", "builtin_sink_names", "load_sink", "sink_names", "sink_types"]
+__all__ = [
+    "ChangeEvent",
+    "ConfigError",
+    "FatalError",
+    "Position",
+    "RejectedEvent",
+    "RetriableError",
+    "Sink",
+    "TableEncoding",
+    "builtin_sink_names",
+    "kafka_key",
+    "load_sink",
+    "sink_names",
+]
 
 
 def _entry_points() -> dict[str, EntryPoint]:
@@ -47,8 +65,3 @@ def load_sink(name: str) -> type[Sink]:
             f"sink {name!r} ({entry.value}) is not a bridge.sinks.Sink subclass with a `Config` dataclass"
         )
     return sink_class
-
-
-def sink_types() -> dict[str, type[Sink]]:
-    """Every registered sink class by its `type:` name (imports them all)."""
-    return {name: load_sink(name) for name in sink_names()}

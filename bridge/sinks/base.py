@@ -36,6 +36,10 @@ class Sink(ABC):
     """
 
     Config: ClassVar[type]
+    reads_plain_values: ClassVar[bool] = True
+    """Whether `write` reads an event's `before`/`after` as plain values. A sink that only ever encodes events
+    with its table's `TableEncoding.codec` sets it False: when every sink does, the images stay as the stream
+    gave them and the codec writes them to Avro straight from their attribute-value JSON, building no values."""
 
     def __init__(self, config: object, tables: Mapping[str, TableEncoding]) -> None:
         self.config = config
@@ -62,7 +66,10 @@ class Sink(ABC):
         """Accept events (possibly none) in order; may buffer. Nothing written is durable until `flush` returns.
 
         Events of one item (same key) must reach the destination in the order of the calls and of `events`.
-        Raises `PoisonRecordError` for an event that cannot be written at all (too large, does not fit).
+        Raises `RejectedEvent(event, reason)` for one event that cannot be written at all (too large, does not
+        fit) after taking every event before it: the pipeline routes that event by its table's `on_poison`
+        (`fail` stops the bridge, `dlq` writes a dead letter, `skip` counts it) and calls `write` again with the
+        events after it. Any other error stops the bridge with the checkpoint before the batch.
         """
 
     @abstractmethod

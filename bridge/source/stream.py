@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 from bridge import metrics
 from bridge.backoff import full_jitter
-from bridge.checkpoint import ShardCheckpoint, ShardKey
+from bridge.checkpoint import CheckpointTracker, ShardKey
 from bridge.errors import FatalError, RetriableError
 from bridge.source.aws_errors import MALFORMED_LIMIT, MalformedAnswer, ResourceGone
 from bridge.source.discovery import TableInfo, describe_table, list_shards
@@ -69,7 +69,7 @@ class StreamSource:
         tables: Sequence,
         dynamodb,
         streams,
-        checkpoints: dict[ShardKey, ShardCheckpoint],
+        ledger: CheckpointTracker,
         *,
         poll_interval: float = 0.25,
         discovery_interval: float = 10.0,
@@ -80,7 +80,7 @@ class StreamSource:
         self.table_configs = tables
         self.dynamodb = dynamodb
         self.streams_client = streams
-        self.checkpoints = checkpoints
+        self.ledger = ledger  # where shards resume (as loaded at start), and where shards to forget go
         self.poll_interval = poll_interval
         self.discovery_interval = discovery_interval
         self.records_per_call = records_per_call
@@ -95,7 +95,6 @@ class StreamSource:
         self.counter = itertools.count()
         self.shards: dict[ShardKey, _Shard] = {}
         self.tables: list[TableStream] = []
-        self.pruned: set[ShardKey] = set()
         self.stopping = threading.Event()
         self.dispatcher = threading.Thread(target=self._dispatch, name="shard-dispatcher", daemon=True)
 
@@ -110,7 +109,7 @@ class StreamSource:
         infos = []
         for config in self.table_configs:
             info = self._describe(config.name, cancel)
-            self.tables.append(TableStream(config, info, self.checkpoints))
+            self.tables.append(TableStream(config, info, self.ledger.acked))
             infos.append(info)
             log.info("table %s: stream %s, key %s", info.name, info.stream_arn, ", ".join(info.key_names))
         for worker in self.workers:
@@ -153,11 +152,12 @@ class StreamSource:
             log.info("shard %s of %s finished", batch.shard_id, batch.table.name)
             self.lock.notify()
 
-    def take_pruned(self) -> set[ShardKey]:
-        """Checkpoint keys to forget: finished shards no longer listed, shards of streams that are gone."""
+    def readiness(self) -> list[str]:
+        """What keeps the source from reading now: tables whose shards are not listed yet, tables whose last
+        GetRecords call failed (throttling aside)."""
         with self.lock:
-            pruned, self.pruned = self.pruned, set()
-            return pruned
+            problems = [f"source: shards of table {t.name} not listed yet" for t in self.tables if not t.discovered]
+        return problems + metrics.source_problems()
 
     def caught_up(self) -> bool:
         """Every shard known so far was read to its end at some moment of this run, and every batch read
@@ -235,7 +235,7 @@ class StreamSource:
             return
         table.failures = table.malformed = 0
         with self.lock:
-            self.pruned |= table.apply_listing(listing, wanted)
+            self.ledger.forget(table.apply_listing(listing, wanted))
             for shard_id in sorted(table.lost - set(table.tree.parents)):
                 self._shard_trimmed_away(table, shard_id)
             table.lost.clear()
@@ -272,7 +272,7 @@ class StreamSource:
                 log.warning("stream %s of table %s is not found; will list it again", arn, table.name)
                 table.next_discovery = time.monotonic() + self.discovery_interval
                 return
-            self.pruned |= forget
+            self.ledger.forget(forget)
 
     def _shard_trimmed_away(self, table: TableStream, shard_id: str) -> None:
         shard = self.shards.get((table.info.stream_arn, shard_id))

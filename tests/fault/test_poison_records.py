@@ -15,7 +15,8 @@ import pytest
 
 from bridge.config import parse_config
 from bridge.errors import FatalError
-from bridge.pipeline import Pipeline, aws_clients
+from bridge.pipeline import Pipeline
+from bridge.source.clients import aws_clients
 from tests.bridge_process import run_bridge
 from tests.fault.bridge_runner import bridge_config
 from tests.fault.changes import TABLE, CorruptingStreams, create_table

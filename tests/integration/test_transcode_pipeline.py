@@ -15,7 +15,8 @@ import boto3
 
 from bridge.codec import decode_value
 from bridge.config import parse_config
-from bridge.pipeline import Pipeline, aws_clients
+from bridge.pipeline import Pipeline
+from bridge.source.clients import aws_clients
 from tests.fault.changes import TABLE, CorruptingStreams, create_table
 from tests.kafka_topic import read_topic
 

@@ -5,7 +5,6 @@ no secret echoed."""
 from __future__ import annotations
 
 import json
-import os
 import tracemalloc
 
 import pytest
@@ -273,13 +272,6 @@ def test_a_tls_file_that_does_not_exist_names_the_field_and_the_file(name, tmp_p
 
 def test_a_tls_file_that_is_a_folder_is_refused(tmp_path):
     assert "sinks[0].ssl_cafile: " in _config_error(KAFKA_TLS + f"    ssl_cafile: {tmp_path}\n", tmp_path)
-
-
-@pytest.mark.skipif(os.geteuid() == 0, reason="root reads every file")
-def test_a_tls_file_that_cannot_be_read_is_refused(tmp_path):
-    ca = _write(tmp_path, "-----BEGIN CERTIFICATE-----\n", "ca.pem")
-    ca.chmod(0)
-    assert "sinks[0].ssl_cafile: " in _config_error(KAFKA_TLS + f"    ssl_cafile: {ca}\n", tmp_path)
 
 
 def test_tls_files_that_exist_are_accepted(tmp_path):

@@ -5,13 +5,15 @@ from __future__ import annotations
 import json
 import urllib.error
 import urllib.request
-from types import SimpleNamespace
 
 import pytest
 
 from bridge import metrics
+from bridge.config import TableConfig
 from bridge.errors import ConfigError
-from bridge.health import HealthServer, pipeline_readiness, producer_readiness
+from bridge.health import HealthServer, producer_readiness
+from bridge.source import StreamSource
+from tests.fake_streams import FakeAWS
 
 
 def get(port: int, path: str) -> tuple[int, str, str]:
@@ -80,20 +82,16 @@ def no_failing_tables(monkeypatch):
     monkeypatch.setattr(metrics, "_failing", {})
 
 
-def test_pipeline_is_ready_when_streams_are_listed_and_sinks_connected():
-    source = SimpleNamespace(tables=[SimpleNamespace(name="Orders", discovered=True)])
-    pipeline = SimpleNamespace(source=source, sinks=[ReadySink(None), object()])
-    assert pipeline_readiness(pipeline) == []
-
-
-def test_pipeline_readiness_names_every_part_that_is_not_ready():
-    assert pipeline_readiness(SimpleNamespace()) == ["source: tables not described yet", "sinks: not opened yet"]
-    source = SimpleNamespace(tables=[SimpleNamespace(name="Orders", discovered=False)])
-    pipeline = SimpleNamespace(source=source, sinks=[ReadySink("no connection to a broker at b:9092")])
-    assert pipeline_readiness(pipeline) == [
-        "source: shards of table Orders not listed yet",
-        "sinks[0] ReadySink: no connection to a broker at b:9092",
-    ]
+def test_a_table_whose_shards_are_not_listed_yet_makes_the_source_not_ready(tmp_path):
+    aws = FakeAWS()
+    aws.create_table("Orders")
+    aws.fail_next("DescribeStream", "InternalServerError", times=10**6)
+    source = StreamSource([TableConfig(name="Orders")], aws.dynamodb, aws.streams, _Ledger())
+    source.start()
+    try:
+        assert source.readiness() == ["source: shards of table Orders not listed yet"]
+    finally:
+        source.stop()
 
 
 def test_producer_readiness_needs_an_open_producer():
@@ -101,8 +99,17 @@ def test_producer_readiness_needs_an_open_producer():
 
 
 def test_a_table_whose_get_records_calls_fail_makes_the_source_not_ready():
-    source = SimpleNamespace(tables=[SimpleNamespace(name="Orders", discovered=True)])
+    source = StreamSource([], None, None, _Ledger())
     metrics._failing["Orders"] = "cannot reach https://streams.dynamodb.us-east-1.amazonaws.com"
-    assert pipeline_readiness(SimpleNamespace(source=source, sinks=[])) == [
+    assert source.readiness() == [
         "source: GetRecords of table Orders failing: cannot reach https://streams.dynamodb.us-east-1.amazonaws.com"
     ]
+
+
+class _Ledger:
+    """Where the source finds checkpoints (none) and reports shards to forget."""
+
+    acked: dict = {}
+
+    def forget(self, keys) -> None:
+        pass

@@ -159,7 +159,7 @@ def test_a_malformed_record_at_the_end_of_a_page_is_skipped_under_skip_and_the_r
     outcome.join(30)
     assert not outcome.is_alive(), "--until-caught-up did not return"
     assert_exactly_once_in_order(sink.events, changes.written)
-    assert sum(run.poison.counts.values()) == 1
+    assert sum(run.poison_counts.values()) == 1
 
 
 @pytest.mark.parametrize("record", MALFORMED_RECORDS.values(), ids=MALFORMED_RECORDS.keys())

@@ -1,0 +1,137 @@
+"""One table's write path: its records in; the change events to write, the dead letters and a position out.
+
+Every way records reach the bridge (stream shards today) feeds batches of one table to that table's
+`TableRoute`; nothing else normalizes, filters, pre-encodes or applies `on_poison`. Order of the work:
+normalize each record (keys and metadata now, images when first needed), drop what the table's filters
+drop, then - when every sink encodes with the table's codec and none reads plain values - write the images
+from their attribute-value JSON straight to Avro (`bridge.codec.transcode`); otherwise normalize them. Any
+of these steps may find a poison record; the table's policy then decides: `fail` raises `FatalError`, `dlq`
+gives a dead letter, `skip` logs and counts it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from bridge import metrics
+from bridge.codec.avro import EnvelopeCodec
+from bridge.config import Config, TableConfig
+from bridge.errors import FatalError, PoisonRecordError, RejectedEvent
+from bridge.filters import filter_event
+from bridge.normalize import ChangeEvent, sequence_number_of, to_change_event
+from bridge.poison import DeadLetter
+from bridge.sinks.base import Sink, TableEncoding
+from bridge.source.discovery import TableInfo
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Routed:
+    """What a batch became: `events` for every sink, in order; `letters` for the dead-letter destination;
+    `last_sequence`, the position to checkpoint once both are durable (None when the batch held none)."""
+
+    events: list[ChangeEvent]
+    letters: list[DeadLetter]
+    last_sequence: str | None
+
+
+class TableRoute:
+    """The write path of one configured table; `key_names` (partition key, then sort key) from DynamoDB."""
+
+    def __init__(self, table: TableConfig, encoding: TableEncoding, key_names: tuple[str, ...], region: str) -> None:
+        self.table = table
+        self.encoding = encoding
+        self.key_names = key_names
+        self.region = region
+        self.transcoder = None  # set by `serve` when the sinks let images stay raw
+        self.counts: Counter[str] = Counter()  # poison records routed, by policy
+
+    def serve(self, sinks: Sequence[Sink]) -> None:
+        """Decide, for these sinks, whether images go from their JSON straight to Avro (no plain values)."""
+        raw = bool(sinks) and not any(sink.reads_plain_values for sink in sinks)
+        self.transcoder = self.encoding.codec.transcoder if raw and not self.table.exclude_attributes else None
+
+    def route(self, records: Sequence, stream_arn: str, shard_id: str) -> Routed:
+        """The events, dead letters and checkpoint position of `records` (stream records of one shard, in order)."""
+        events: list[ChangeEvent] = []
+        letters: list[DeadLetter] = []
+        for record in records:
+            try:
+                event = to_change_event(
+                    record,
+                    table=self.table.name,
+                    stream_arn=stream_arn,
+                    shard_id=shard_id,
+                    key_names=self.key_names,
+                    region=self.region,
+                    lazy=True,
+                )
+            except PoisonRecordError as error:
+                sequence = sequence_number_of(record) or "?"
+                letter = DeadLetter(self.table.name, str(error), "normalize", stream_arn, shard_id, sequence, record)
+                self._poison(letter, letters)
+                continue
+            try:
+                event = filter_event(event, self.table)
+                if event is None:
+                    continue
+                if self.transcoder is not None:
+                    self.transcoder.sides(event)
+                else:
+                    event.before, event.after  # noqa: B018 - normalized now: a malformed image is poison here
+            except PoisonRecordError as error:
+                self._poison(self._letter(event, str(error), "normalize"), letters)
+                continue
+            events.append(event)
+        last = next(filter(None, map(sequence_number_of, reversed(records))), None)
+        return Routed(events, letters, last)
+
+    def rejected(self, error: RejectedEvent, sink: str) -> DeadLetter | None:
+        """A sink refused one event (`RejectedEvent`): its dead letter under `dlq`, None under `skip`."""
+        letters: list[DeadLetter] = []
+        self._poison(self._letter(error.event, str(error), sink), letters)
+        return letters[0] if letters else None
+
+    def _letter(self, event: ChangeEvent, reason: str, stage: str) -> DeadLetter:
+        position = event.position
+        return DeadLetter(
+            self.table.name,
+            reason,
+            stage,
+            position.stream_arn,
+            position.shard_id,
+            position.sequence_number,
+            event.record,
+        )
+
+    def _poison(self, letter: DeadLetter, letters: list[DeadLetter] | None = None) -> None:
+        policy = self.table.on_poison
+        metrics.poison_record(letter.table, policy)
+        where = f"table {letter.table}, shard {letter.shard_id}, sequence number {letter.sequence_number}"
+        if policy == "fail":
+            raise FatalError(
+                f"{where}: poison record ({letter.stage}): {letter.reason}. The checkpoint stays before it; "
+                "set `on_poison: dlq` or `skip` on the table to route such records and go on."
+            )
+        self.counts[policy] += 1
+        if policy == "dlq":
+            letters.append(letter)
+            log.warning(
+                "%s: poison record (%s) goes to the dead-letter destination: %s", where, letter.stage, letter.reason
+            )
+        else:
+            log.error("%s: poison record (%s) SKIPPED (on_poison: skip): %s", where, letter.stage, letter.reason)
+
+
+def build_routes(config: Config, tables: Sequence[TableInfo]) -> dict[str, TableRoute]:
+    """A route per described table, with its codec (`encoding.numbers`, `wire_format`, the table's schema)."""
+    routes = {}
+    for info in tables:
+        table = config.table(info.name)
+        codec = EnvelopeCodec(config.encoding.numbers, config.encoding.wire_format, table.schema)
+        routes[table.name] = TableRoute(table, TableEncoding(codec, table.key), info.key_names, info.region)
+    return routes
