@@ -3,7 +3,8 @@
 For each sink a harness knows how to configure it and how to read back, independently of the sink, what
 reached its destination as `(key, op, sequence_number)` triples. The checks are the same for all sinks:
 open/close, flush durability, per-key order, and close without flush. The Kafka sink runs against the real
-broker of the test session.
+broker of the test session. The third-party sink (tests/plugin_sink) also shows the plugin API is enough,
+and that an event a sink refuses with `RejectedEvent` gets its table's `on_poison` while the rest goes on.
 """
 
 from __future__ import annotations
@@ -20,8 +21,10 @@ import pytest
 
 from bridge.codec import EnvelopeCodec, decode_value
 from bridge.config import parse_config
+from bridge.pipeline import Pipeline
 from bridge.sinks import Sink, TableEncoding, load_sink, sink_names
 from tests.change_events import change
+from tests.fake_streams import FakeAWS
 from tests.kafka_topic import read_topic
 
 Triple = tuple[str, str, str]  # (key, op, sequence_number)
@@ -237,3 +240,36 @@ def test_avro_files_are_plain_object_container_files(tmp_path):
         assert reader.metadata["avro.codec"] == "deflate"
     assert [r["op"] for r in records] == ["c", "d"]
     assert records[0]["after"]["Size"] == {"value": 7} and records[1]["after"] is None
+
+
+def test_importing_the_plugin_api_alone_is_enough_for_a_third_party_sink():
+    source = Path(sys.modules[load_sink("lines").__module__].__file__).read_text()
+    imports = {line.split()[1] for line in source.splitlines() if line.startswith(("import ", "from "))}
+    assert {name for name in imports if name.startswith("bridge")} == {"bridge.sinks"}
+
+
+@pytest.mark.parametrize("policy", ["skip", "dlq"])
+def test_an_event_the_plugin_rejects_gets_the_tables_on_poison_and_the_rest_is_written(tmp_path, policy):
+    aws = FakeAWS()
+    aws.create_table("Phones", key_names=("Company",))
+    for key in ("Acme", "Bolt Co", "Cato", "Acme"):
+        aws.write("Phones", key, 1)
+    lines, dead = tmp_path / "lines.txt", tmp_path / "dead.jsonl"
+    table = {"name": "Phones", "on_poison": policy} | ({"dead_letter_path": str(dead)} if policy == "dlq" else {})
+    config = parse_config(
+        json.dumps(
+            {
+                "tables": [table],
+                "sinks": [{"type": "lines", "path": str(lines)}],
+                "checkpoint": {"path": str(tmp_path / "cp.json")},
+            }
+        )
+    )
+    run = Pipeline(config, dynamodb=aws.dynamodb, streams=aws.streams)
+    run.run(until_caught_up=True)
+    assert [line.split(" ")[1] for line in lines.read_text().splitlines()] == ["Acme", "Cato", "Acme"]
+    assert run.poison_counts == {("Phones", policy): 1}
+    if policy == "dlq":
+        (letter,) = [json.loads(line) for line in dead.read_text().splitlines()]
+        assert letter["stage"] == "LinesSink" and "cannot be one field" in letter["reason"]
+        assert letter["record"]["dynamodb"]["Keys"] == {"Company": {"S": "Bolt Co"}}

@@ -1,6 +1,8 @@
 """A third-party sink as a plugin author would write one: `table key op sequence_number` per line.
 
-Delivery: at-least-once; `flush()` fsyncs the file before it returns.
+It imports only `bridge.sinks`, the plugin API. Delivery: at-least-once; `flush()` fsyncs the file before it
+returns. A key holding white space cannot be written as one field of a line: such an event is refused
+with `RejectedEvent`, and the bridge routes it by the table's `on_poison`.
 """
 
 from __future__ import annotations
@@ -9,10 +11,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from bridge.codec.keys import kafka_key
-from bridge.errors import ConfigError
-from bridge.normalize import ChangeEvent
-from bridge.sinks import Sink
+from bridge.sinks import ChangeEvent, ConfigError, RejectedEvent, Sink, kafka_key
 
 
 @dataclass(frozen=True)
@@ -36,6 +35,8 @@ class LinesSink(Sink):
     def write(self, events: Sequence[ChangeEvent]) -> None:
         for event in events:
             key = kafka_key(event, self.tables[event.table].key).decode()
+            if len(key.split()) != 1:
+                raise RejectedEvent(event, f"lines sink: the key {key!r} cannot be one field of a line")
             self.file.write(f"{event.table} {key} {event.op} {event.position.sequence_number}\n")
 
     def flush(self, timeout: float) -> None:
