@@ -1,9 +1,10 @@
 """Poison records: what happens to a stream record that cannot be normalized, encoded or sent.
 
-Each table picks `on_poison`: `fail` (default: stop the bridge, the checkpoint stays before the record),
-`dlq` (write the raw stream record, the reason and its position to a dead-letter destination, then go on)
-or `skip` (count it, log it at ERROR with its position, go on). Nothing is dropped silently: a dead letter
-is flushed before the checkpoint passes its record, exactly like an event in a sink.
+Each table picks `on_poison`, applied by its route (bridge/route.py): `fail` (default: stop the bridge, the
+checkpoint stays before the record), `dlq` (write the raw stream record, the reason and its position to a
+dead-letter destination, then go on) or `skip` (count it, log it at ERROR with its position, go on).
+Nothing is dropped silently: a dead letter is flushed before the checkpoint passes its record, exactly like
+an event in a sink. This module holds the letters and their destinations.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ import datetime as dt
 import json
 import logging
 import os
-from collections import Counter
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -22,20 +22,11 @@ from typing import Any
 
 from kafka.errors import KafkaError, KafkaTimeoutError
 
-from bridge import metrics
 from bridge.errors import ConfigError, FatalError, PoisonRecordError, RetriableError
-from bridge.normalize import ChangeEvent, RawImage
+from bridge.normalize import RawImage
 
 log = logging.getLogger(__name__)
 RECORD_OVERHEAD = 2048  # bytes kept free for the Kafka record's key, headers and batch framing
-
-
-class RejectedEvent(PoisonRecordError):
-    """A sink cannot take this one event at all (too large, does not encode): routed by the table's policy."""
-
-    def __init__(self, event: ChangeEvent, reason: str, path: str = "") -> None:
-        super().__init__(reason, path)
-        self.event = event
 
 
 @dataclass(frozen=True)
@@ -188,13 +179,11 @@ class KafkaDeadLetters:
             )
 
 
-class PoisonRouter:
-    """Applies each table's `on_poison` policy; owns the dead-letter destinations."""
+class DeadLetters:
+    """The dead-letter destinations of the `dlq` tables: a JSON-lines file or `<topic>.dlq` on Kafka."""
 
-    def __init__(self, policies: dict[str, str], destinations: dict[str, Any]) -> None:
-        self.policies = policies  # table -> fail | dlq | skip
+    def __init__(self, destinations: dict[str, Any]) -> None:
         self.destinations = destinations  # table -> FileDeadLetters | KafkaDeadLetters (dlq tables only)
-        self.counts: Counter[tuple[str, str]] = Counter()  # (table, policy)
 
     def _unique(self) -> list:
         unique: list = []
@@ -207,24 +196,10 @@ class PoisonRouter:
         for destination in self._unique():
             destination.open()
 
-    def handle(self, letter: DeadLetter) -> None:
-        """Route one poison record: raises `FatalError` under `fail`, else dead-letters or skips it."""
-        policy = self.policies.get(letter.table, "fail")
-        metrics.poison_record(letter.table, policy)
-        where = f"table {letter.table}, shard {letter.shard_id}, sequence number {letter.sequence_number}"
-        if policy == "fail":
-            raise FatalError(
-                f"{where}: poison record ({letter.stage}): {letter.reason}. The checkpoint stays before it; "
-                "set `on_poison: dlq` or `skip` on the table to route such records and go on."
-            )
-        self.counts[(letter.table, policy)] += 1
-        if policy == "dlq":
+    def write(self, letters: list[DeadLetter]) -> None:
+        """Hand letters to their table's destination; durable once `flush` returns."""
+        for letter in letters:
             self.destinations[letter.table].write(letter)
-            log.warning(
-                "%s: poison record (%s) sent to the dead-letter destination: %s", where, letter.stage, letter.reason
-            )
-        else:
-            log.error("%s: poison record (%s) SKIPPED (on_poison: skip): %s", where, letter.stage, letter.reason)
 
     def flush(self, timeout: float) -> None:
         for destination in self._unique():
@@ -235,8 +210,8 @@ class PoisonRouter:
             destination.close()
 
 
-def build_router(config: Any) -> PoisonRouter:
-    """The router of a `Config`: `dlq` tables write to `dead_letter_path`, else to `<topic>.dlq` on Kafka."""
+def build_dead_letters(config: Any) -> DeadLetters:
+    """The destinations of a `Config`: `dlq` tables write to `dead_letter_path`, else to `<topic>.dlq` on Kafka."""
     kafka = next((sink.settings for sink in config.sinks if sink.type == "kafka"), None)
     destinations: dict[str, Any] = {}
     files: dict[str, FileDeadLetters] = {}
@@ -256,4 +231,4 @@ def build_router(config: Any) -> PoisonRouter:
     if kafka_topics:
         shared = KafkaDeadLetters(kafka, kafka_topics)
         destinations.update(dict.fromkeys(kafka_topics, shared))
-    return PoisonRouter({table.name: table.on_poison for table in config.tables}, destinations)
+    return DeadLetters(destinations)
