@@ -86,5 +86,7 @@ class Sink(ABC):
         """Release connections and files; called exactly once, even when `open` failed or was never called.
 
         Does not promise a flush: events written since the last `flush` may be lost, which is safe because no
-        checkpoint covers them. What an earlier `flush` made durable stays intact and readable.
+        checkpoint covers them. What an earlier `flush` made durable stays intact and readable. Returns within
+        a few seconds even when the destination does not answer (it runs after a stop's deadline), and never
+        raises: what it gives up on is at most one log line (how many events were left unconfirmed).
         """
