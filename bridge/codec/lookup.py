@@ -79,11 +79,6 @@ class SchemaLookup:
         with self._lock:
             return self._schemas.get(key)
 
-    def fingerprints(self) -> list[bytes]:
-        """Every known fingerprint."""
-        with self._lock:
-            return list(self._schemas)
-
 
 def _shipped() -> SchemaLookup:
     lookup = SchemaLookup()

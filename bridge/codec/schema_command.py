@@ -8,7 +8,7 @@ from typing import TextIO
 from bridge.codec.avro import EnvelopeCodec
 from bridge.codec.infer import infer_item_schema, scan_items
 from bridge.config import Config, TableConfig, load_config
-from bridge.errors import ConfigError
+from bridge.errors import ConfigError, FatalError
 
 
 def _table(config: Config, name: str, file: str) -> TableConfig:
@@ -28,6 +28,7 @@ def inferred_schema(config: Config, table: TableConfig, limit: int, dynamodb=Non
     """A typed item schema proposal from up to `limit` items of the live table (Scan via the configured endpoint)."""
     from botocore.exceptions import BotoCoreError, ClientError
 
+    from bridge.source.aws_errors import ResourceGone, classify_at_start
     from bridge.source.clients import aws_clients
 
     if dynamodb is None:
@@ -36,10 +37,13 @@ def inferred_schema(config: Config, table: TableConfig, limit: int, dynamodb=Non
         description = dynamodb.describe_table(TableName=table.name)["Table"]
         key_names = tuple(k["AttributeName"] for k in sorted(description["KeySchema"], key=lambda k: k["KeyType"]))
         return infer_item_schema(scan_items(dynamodb, table.name, limit), table.name, key_names)
-    except ClientError as error:
-        raise ConfigError(f"table {table.name}: {error.response['Error'].get('Message') or error}") from None
-    except BotoCoreError as error:
-        raise ConfigError(f"cannot read table {table.name} (source.endpoint_url / source.region): {error}") from None
+    except (ClientError, BotoCoreError) as error:
+        problem = classify_at_start(error, f"reading table {table.name}")
+        if isinstance(problem, ResourceGone):
+            raise ConfigError(f"table {table.name!r} does not exist at {dynamodb.meta.endpoint_url}") from None
+        raise problem from error
+    except (KeyError, TypeError):
+        raise FatalError(f"the DescribeTable answer for table {table.name} has no usable `KeySchema`") from None
 
 
 def schema_command(config_file: str, table_name: str, out: TextIO, *, infer: bool = False, limit: int = 1000) -> None:
