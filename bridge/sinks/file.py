@@ -127,8 +127,10 @@ class FileSink(Sink):
     def write(self, events: Sequence[ChangeEvent]) -> None:
         now = self.clock()
         ts_ms = int(now * 1000)
+        name = None  # the table whose file is being written
         try:
             for event in events:
+                name = event.table
                 table = self.tables[event.table]
                 value = table.codec.encode(event, ts_ms)
                 current = self._file_for(event.table, now)
@@ -141,7 +143,14 @@ class FileSink(Sink):
                     current.size += len(line)
                 current.dirty = True
         except OSError as error:
-            raise FatalError(f"file sink: cannot write {error.filename or 'a file'}: {error.strerror}") from error
+            raise FatalError(f"file sink: cannot write {self._where(error, name)}: {_unwritten(error)}") from None
+
+    def _where(self, error: OSError, table: str | None) -> str:
+        """The file an OS error is about: the one it names, else the file of `table` being written."""
+        if error.filename:
+            return str(error.filename)
+        current = self.files.get(table) if table is not None else None
+        return str(current.path) if current is not None else f"a new file of table {table}"
 
     def _file_for(self, table: str, now: float) -> _OpenFile:
         current = self.files.get(table)
@@ -235,12 +244,13 @@ class FileSink(Sink):
             current.new = False
 
     def flush(self, timeout: float) -> None:
-        try:
-            for current in self.files.values():
-                if current.dirty or current.new:
+        for current in self.files.values():
+            if current.dirty or current.new:
+                try:
                     self._sync(current)
-        except OSError as error:
-            raise FatalError(f"file sink: cannot sync {error.filename or 'a file'}: {error.strerror}") from error
+                except OSError as error:
+                    where = error.filename or current.path
+                    raise FatalError(f"file sink: cannot sync {where}: {_unwritten(error)}") from None
 
     def close(self) -> None:
         files, self.files = self.files, {}
@@ -249,6 +259,11 @@ class FileSink(Sink):
                 self._finish(current, sync=False)
             except OSError:
                 current.handle.close()
+
+
+def _unwritten(error: OSError) -> str:
+    """The OS error of a failed write or sync, and what it means for the checkpoint."""
+    return f"{error.strerror or error}; the checkpoint stays before the events not written"
 
 
 def _avro_body(value: bytes, table: TableEncoding) -> bytes:
