@@ -32,10 +32,9 @@ from kafka.partitioner import murmur2
 from bridge import metrics
 from bridge.codec.keys import kafka_key
 from bridge.config import doc
-from bridge.errors import ConfigError, FatalError, PoisonRecordError, RetriableError
+from bridge.errors import ConfigError, FatalError, PoisonRecordError, RejectedEvent, RetriableError
 from bridge.health import producer_readiness
 from bridge.normalize import ChangeEvent
-from bridge.poison import RejectedEvent
 from bridge.secret import Secret
 from bridge.sinks.base import Sink
 from bridge.sinks.kafka_client import check_settings, close_producer, ensure_topics, make_producer, missing_topics
@@ -106,6 +105,7 @@ class KafkaSink(Sink):
     """Sends Avro envelopes with kafka-python; see the module docstring for the delivery guarantee."""
 
     Config = KafkaConfig
+    reads_plain_values = False  # events are only encoded with the table's codec: images may stay raw
 
     @classmethod
     def check_config(cls, config: KafkaConfig, tables: Sequence[str]) -> list[tuple[str, str]]:
