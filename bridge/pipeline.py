@@ -110,7 +110,10 @@ class Pipeline:
             finally:
                 source.stop(self._time_left())
                 for sink in [*sinks, self.dead_letters]:
-                    sink.close()
+                    try:
+                        sink.close()
+                    except Exception as error:  # close never raises by contract; a plugin's must not hide the run's
+                        log.error("closing %s failed: %r", type(sink).__name__, error)
                 for route in routes.values():
                     self.poison_counts.update({(route.table.name, policy): n for policy, n in route.counts.items()})
                 if self.poison_counts:
