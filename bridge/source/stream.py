@@ -76,6 +76,7 @@ class StreamSource:
         max_workers: int = 8,
         records_per_call: int = 1000,
         queue_batches: int = 6,  # a parsed 1 MB page is ~10 MB of objects: 6 keep RSS < 300 MB (bench/README.md)
+        clock: Callable[[], float] = time.monotonic,  # what calls, polls, backoffs and listings are scheduled by
     ) -> None:
         self.table_configs = tables
         self.dynamodb = dynamodb
@@ -84,6 +85,7 @@ class StreamSource:
         self.poll_interval = poll_interval
         self.discovery_interval = discovery_interval
         self.records_per_call = records_per_call
+        self.clock = clock
         self.batches: queue.Queue = queue.Queue(maxsize=queue_batches)
         self.work: queue.SimpleQueue = queue.SimpleQueue()  # shards due for a call; None stops a worker
         # Daemon threads: a call stalled on the network must not hold the process past its stop deadline.
@@ -186,7 +188,7 @@ class StreamSource:
         started = [worker for worker in self.workers if worker.is_alive()]
         for _ in started:
             self.work.put(None)
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + timeout  # real time, not `clock`: it bounds how long threads are joined
         for worker in started:
             worker.join(max(0.0, deadline - time.monotonic()))
         stalled = sum(worker.is_alive() for worker in started)
@@ -203,11 +205,11 @@ class StreamSource:
         try:
             while not self.stopping.is_set():
                 for table in self.tables:
-                    if time.monotonic() >= table.next_discovery:
+                    if self.clock() >= table.next_discovery:
                         self._discover(table)
                 with self.lock:
                     self._start_ready_shards()
-                    now = time.monotonic()
+                    now = self.clock()
                     while self.heap and self.heap[0][0] <= now:
                         _, _, shard = heapq.heappop(self.heap)
                         if not shard.dead:
@@ -227,7 +229,7 @@ class StreamSource:
             table.malformed = table.malformed + 1 if isinstance(error, MalformedAnswer) else 0
             if table.malformed >= MALFORMED_LIMIT:
                 raise FatalError(f"{error} ({table.malformed} answers in a row)") from None
-            table.next_discovery = time.monotonic() + max(self.poll_interval, backoff_delay(table.failures))
+            table.next_discovery = self.clock() + max(self.poll_interval, backoff_delay(table.failures))
             log.warning("%s; will list again", error)
             return
         except ResourceGone:
@@ -239,7 +241,7 @@ class StreamSource:
             for shard_id in sorted(table.lost - set(table.tree.parents)):
                 self._shard_trimmed_away(table, shard_id)
             table.lost.clear()
-            table.next_discovery = time.monotonic() + self.discovery_interval
+            table.next_discovery = self.clock() + self.discovery_interval
             self.lock.notify()
         if table.disabled or table.later:
             try:
@@ -261,7 +263,7 @@ class StreamSource:
             table.check_table(self.dynamodb)
         except RetriableError as error:
             log.warning("%s; will try again", error)
-            table.next_discovery = time.monotonic() + self.poll_interval
+            table.next_discovery = self.clock() + self.poll_interval
             return
         with self.lock:
             for key, shard in self.shards.items():
@@ -270,7 +272,7 @@ class StreamSource:
             forget = table.stream_gone()
             if forget is None:
                 log.warning("stream %s of table %s is not found; will list it again", arn, table.name)
-                table.next_discovery = time.monotonic() + self.discovery_interval
+                table.next_discovery = self.clock() + self.discovery_interval
                 return
             self.ledger.forget(forget)
 
@@ -300,7 +302,7 @@ class StreamSource:
                 self._schedule(shard, 0.0)
 
     def _schedule(self, shard: _Shard, delay: float) -> None:
-        due = max(time.monotonic() + delay, shard.last_call + MIN_CALL_INTERVAL)
+        due = max(self.clock() + delay, shard.last_call + MIN_CALL_INTERVAL)
         heapq.heappush(self.heap, (due, next(self.counter), shard))
         self.lock.notify()
 
@@ -323,7 +325,7 @@ class StreamSource:
         except (RetriableError, ResourceGone) as error:
             self._retry_later(shard, error)
             return
-        shard.last_call = time.monotonic()  # the next call waits from the end of this one: AWS counts arrivals
+        shard.last_call = self.clock()  # the next call waits from the end of this one: AWS counts arrivals
         metrics.records_read(shard.table.name, shard.table.stream_arn, shard.reader.shard_id, records)
         unconfirmed = ended and not self._closed(shard)
         ended = ended and not unconfirmed
@@ -349,7 +351,7 @@ class StreamSource:
 
     def _retry_later(self, shard: _Shard, error: RetriableError | ResourceGone) -> None:
         metrics.get_records_failed(shard.table.name, error)
-        shard.last_call = time.monotonic()
+        shard.last_call = self.clock()
         shard.failures += 1
         delay = backoff_delay(shard.failures)
         log.warning("%s; retrying in %.2f s", error, delay)
