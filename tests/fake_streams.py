@@ -20,6 +20,7 @@ import itertools
 import threading
 import time
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 
@@ -78,7 +79,7 @@ class Call:
     """One client call the fake answered (or refused): for assertions on what the bridge asked."""
 
     operation: str
-    at: float
+    at: float  # when, by the fake's clock
     shard_id: str | None = None
     args: dict = field(default_factory=dict)
     records: int = 0
@@ -86,11 +87,15 @@ class Call:
 
 
 class FakeAWS:
-    """The scripted world behind both fake clients. Thread-safe: the bridge calls from many threads."""
+    """The scripted world behind both fake clients. Thread-safe: the bridge calls from many threads.
 
-    def __init__(self, page_size: int = 100) -> None:
+    `clock` stamps the calls (`Call.at`); give it the clock the bridge's source runs on to compare the two.
+    """
+
+    def __init__(self, page_size: int = 100, clock: Callable[[], float] = time.monotonic) -> None:
         self.lock = threading.RLock()
         self.page_size = page_size
+        self.clock = clock
         self.tables: dict[str, FakeTable] = {}
         self.streams_by_arn: dict[str, FakeStream] = {}
         self.iterators: dict[str, tuple[str, str, int, int]] = {}  # token -> (arn, shard, index, epoch)
@@ -272,7 +277,7 @@ class FakeAWS:
         for fault in self.faults:
             if fault[0] == operation and fault[1] in (None, shard_id) and fault[4] > 0:
                 fault[4] -= 1
-                self.calls.append(Call(operation, time.monotonic(), shard_id, args, error=fault[2]))
+                self.calls.append(Call(operation, self.clock(), shard_id, args, error=fault[2]))
                 raise client_error(fault[2], f"scripted {fault[2]}", operation, fault[3])
 
     def _answer(self, operation: str, shard_id: str | None, answer: dict):
@@ -305,7 +310,7 @@ class FakeStreamsClient:
         with aws.lock:
             args = {"StreamArn": StreamArn, "ExclusiveStartShardId": ExclusiveStartShardId}
             aws._check_fault("DescribeStream", None, args)
-            aws.calls.append(Call("DescribeStream", time.monotonic(), args=args))
+            aws.calls.append(Call("DescribeStream", aws.clock(), args=args))
             stream = aws._stream(StreamArn, "DescribeStream")
             shards = [s for s in stream.shards.values() if s.listed]
             if ExclusiveStartShardId is not None:
@@ -331,7 +336,7 @@ class FakeStreamsClient:
         with aws.lock:
             args = {"ShardIteratorType": ShardIteratorType, "SequenceNumber": SequenceNumber}
             aws._check_fault(op, ShardId, args)
-            aws.calls.append(Call(op, time.monotonic(), ShardId, args))
+            aws.calls.append(Call(op, aws.clock(), ShardId, args))
             stream = aws._stream(StreamArn, op)
             shard = stream.shards.get(ShardId)
             if shard is None or not shard.listed:
@@ -367,17 +372,17 @@ class FakeStreamsClient:
             if not 1 <= Limit <= 1000:
                 raise client_error("ValidationException", f"Limit {Limit} not in 1..1000", op)
             if epoch < aws.epoch:
-                aws.calls.append(Call(op, time.monotonic(), shard_id, error="ExpiredIteratorException"))
+                aws.calls.append(Call(op, aws.clock(), shard_id, error="ExpiredIteratorException"))
                 raise client_error("ExpiredIteratorException", "Iterator expired", op)
             stream = aws._stream(arn, op)
             shard = stream.shards[shard_id]
             if not shard.listed:
                 raise client_error("ResourceNotFoundException", f"Requested resource not found: Shard: {shard_id}", op)
             if index < shard.trimmed:
-                aws.calls.append(Call(op, time.monotonic(), shard_id, error="TrimmedDataAccessException"))
+                aws.calls.append(Call(op, aws.clock(), shard_id, error="TrimmedDataAccessException"))
                 raise client_error("TrimmedDataAccessException", "Iterator points before the trim horizon", op)
             records = shard.records[index : index + Limit]
-            aws.calls.append(Call(op, time.monotonic(), shard_id, records=len(records)))
+            aws.calls.append(Call(op, aws.clock(), shard_id, records=len(records)))
             end = index + len(records)
             response: dict = {"Records": records}
             if shard.ending is None or end < len(shard.records):
@@ -398,7 +403,7 @@ class FakeDynamoDBClient:
         aws = self.aws
         with aws.lock:
             aws._check_fault("DescribeTable", None, {"TableName": TableName})
-            aws.calls.append(Call("DescribeTable", time.monotonic(), args={"TableName": TableName}))
+            aws.calls.append(Call("DescribeTable", aws.clock(), args={"TableName": TableName}))
             table = aws.tables.get(TableName)
             if table is None:
                 raise client_error(

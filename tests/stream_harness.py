@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from unittest import mock
 
 from bridge.config import Config, parse_config
 from bridge.pipeline import Pipeline
 from bridge.sinks.base import Sink
+from bridge.source.stream import StreamSource
 from tests.fake_streams import FakeAWS
 
 
@@ -87,8 +91,12 @@ def make_config(checkpoint: Path, tables: list[dict], shutdown_timeout_s: float 
     return parse_config(yaml.safe_dump(data), "test.yaml")
 
 
-def pipeline(aws: FakeAWS, config: Config, sink: MemorySink) -> Pipeline:
-    return Pipeline(config, dynamodb=aws.dynamodb, streams=aws.streams, sinks=[sink])
+def pipeline(aws: FakeAWS, config: Config, sink: MemorySink, clock: Callable[[], float] | None = None) -> Pipeline:
+    """The real pipeline over the fake's clients; with `clock`, its stream source schedules by that clock."""
+    if clock is None:
+        return Pipeline(config, dynamodb=aws.dynamodb, streams=aws.streams, sinks=[sink])
+    with mock.patch("bridge.pipeline.StreamSource", functools.partial(StreamSource, clock=clock)):
+        return Pipeline(config, dynamodb=aws.dynamodb, streams=aws.streams, sinks=[sink])
 
 
 def run_until_caught_up(aws: FakeAWS, config: Config, sink: MemorySink) -> None:
@@ -123,8 +131,10 @@ def caught_up_within(changes: Changes | FakeAWS, config: Config, sink: MemorySin
 class BridgeThread:
     """The pipeline running in a thread until `stop()`; `error` holds what `run` raised."""
 
-    def __init__(self, aws: FakeAWS, config: Config, sink: MemorySink) -> None:
-        self.pipeline = pipeline(aws, config, sink)
+    def __init__(
+        self, aws: FakeAWS, config: Config, sink: MemorySink, clock: Callable[[], float] | None = None
+    ) -> None:
+        self.pipeline = pipeline(aws, config, sink, clock)
         self.error: BaseException | None = None
         self.thread = threading.Thread(target=self._run, daemon=True)
 

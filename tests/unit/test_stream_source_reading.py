@@ -6,8 +6,9 @@ import itertools
 
 import pytest
 
-from bridge.source.stream import BACKOFF_BASE, BACKOFF_CAP, backoff_delay
+from bridge.source.stream import BACKOFF_BASE, BACKOFF_CAP, MIN_CALL_INTERVAL, backoff_delay
 from tests.fake_streams import FakeAWS
+from tests.manual_clock import ManualClock
 from tests.stream_harness import (
     BridgeThread,
     Changes,
@@ -27,6 +28,37 @@ def aws() -> FakeAWS:
 @pytest.fixture
 def changes(aws) -> Changes:
     return Changes(aws)
+
+
+STEP = 1 / 64  # s of the manual clock per poll of `advance_until`: exact in binary, and slower than real time
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    """The clock the source schedules by, moved only by the test."""
+    return ManualClock()
+
+
+@pytest.fixture
+def clocked_changes(clock) -> Changes:
+    """Changes on a fake that stamps its calls with `clock`: gaps between calls are in the source's time."""
+    return Changes(FakeAWS(clock=clock))
+
+
+def advance_until(clock: ManualClock, condition, what: str):
+    """Move `clock` on by `STEP` at each poll until `condition` holds; returns its value.
+
+    The clock runs slower than real time, so the dispatcher (which sleeps real seconds until the next call is
+    due) never sleeps past a due call: a call comes at most a few steps after it is due, never before.
+    """
+
+    def moved_on():
+        if result := condition():
+            return result
+        clock.advance(STEP)
+        return None
+
+    return wait_for(moved_on, 20, what)
 
 
 def test_discovery_pages_describe_stream_until_no_last_evaluated_shard(tmp_path, changes):
@@ -102,44 +134,55 @@ def test_children_start_at_trim_horizon_even_when_the_table_starts_at_latest(tmp
     assert_exactly_once_in_order(sink.events, changes.written[5:])
 
 
-def test_get_records_asks_for_at_most_1000_records_and_reads_on_after_a_full_batch(tmp_path, changes):
+def test_get_records_asks_for_at_most_1000_records_and_reads_on_after_a_full_batch(tmp_path, clocked_changes, clock):
+    changes = clocked_changes
     aws = changes.aws
     aws.create_table("T")
     changes.many("T", 2500)
     sink = MemorySink()
-
-    run_until_caught_up(aws, make_config(tmp_path / "cp.json", [{"name": "T"}], poll_interval_ms=3000), sink)
+    config = make_config(tmp_path / "cp.json", [{"name": "T"}], poll_interval_ms=3000)
+    with BridgeThread(aws, config, sink, clock):
+        # A batch reaches the sink only after the end of its call was noted: the clock moves on from that end.
+        wait_for(lambda: sink.count() == 1000, 20, "the first batch")
+        clock.advance(MIN_CALL_INTERVAL)
+        wait_for(lambda: sink.count() == 2000, 20, "the second batch")
+        clock.advance(MIN_CALL_INTERVAL)
+        wait_for(lambda: sink.count() == 2500, 20, "the third batch")
 
     assert_exactly_once_in_order(sink.events, changes.written)
     calls = aws.get_records_calls()
     assert [c.records for c in calls[:3]] == [1000, 1000, 500]
     gaps = [b.at - a.at for a, b in itertools.pairwise(calls[:3])]
-    assert max(gaps) < 3.0  # a full batch is followed at once (within the 5 calls/s limit), not after the poll
+    # A full batch is followed as soon as the 5 calls/s limit allows, not after the poll interval (3 s).
+    assert gaps == pytest.approx([MIN_CALL_INTERVAL, MIN_CALL_INTERVAL])
 
 
-def test_empty_shard_is_polled_at_the_poll_interval(tmp_path, changes):
+def test_empty_shard_is_polled_at_the_poll_interval(tmp_path, clocked_changes, clock):
+    changes = clocked_changes
     aws = changes.aws
     aws.create_table("T")
     (shard,) = aws.open_shards("T")
     changes.many("T", 3)
     sink = MemorySink()
     config = make_config(tmp_path / "cp.json", [{"name": "T"}], poll_interval_ms=400)
-    with BridgeThread(aws, config, sink):
-        wait_for(lambda: len([c for c in aws.get_records_calls(shard) if c.records == 0]) >= 4, what="empty polls")
+    with BridgeThread(aws, config, sink, clock):
+        advance_until(clock, lambda: [c.records for c in aws.get_records_calls(shard)].count(0) >= 4, "empty polls")
     calls = aws.get_records_calls(shard)
     after_empty = [b.at - a.at for a, b in itertools.pairwise(calls) if a.records == 0]
     assert len(after_empty) >= 3
     assert min(after_empty) >= 0.4
 
 
-def test_never_more_than_five_get_records_calls_per_second_per_shard(tmp_path, changes):
+def test_never_more_than_five_get_records_calls_per_second_per_shard(tmp_path, clocked_changes, clock):
+    changes = clocked_changes
     aws = changes.aws
     aws.create_table("T")
     (shard,) = aws.open_shards("T")
     changes.many("T", 6000)  # six full batches: the reader wants to go again at once
     sink = MemorySink()
-
-    run_until_caught_up(aws, make_config(tmp_path / "cp.json", [{"name": "T"}], poll_interval_ms=1), sink)
+    config = make_config(tmp_path / "cp.json", [{"name": "T"}], poll_interval_ms=1)
+    with BridgeThread(aws, config, sink, clock):
+        advance_until(clock, lambda: sink.count() == 6000 and len(aws.get_records_calls(shard)) >= 7, "the tip")
 
     calls = aws.get_records_calls(shard)
     assert len(calls) >= 7
