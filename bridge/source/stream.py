@@ -7,6 +7,16 @@ an exponential backoff with full jitter; none of them holds a worker while it wa
 bounded queue that the pipeline drains: when it is full, workers wait (backpressure). A shard's children
 are scheduled only after the pipeline reports the parent done (`shard_done`), so every parent record is
 handed on before any child record. When a table gets a new stream, the old one is read to its end first.
+
+Threads and the lock. `self.lock` (a Condition) guards the schedule and the read state: `heap`, `shards`,
+each `_Shard`'s `busy`/`dead`, and every `TableStream` with its `ShardTree`. The dispatcher holds it while
+it starts ready shards, pops due calls and waits for the next one (`notify` wakes it early); it lists
+shards (`DescribeStream`) and re-describes tables without it, then applies the listing under it. A worker
+makes its call without it - a shard is `busy` from the moment its call is queued until the worker has
+handed the batch on and rescheduled it under the lock, so no two calls of one shard overlap and its
+batches are queued in order. `ShardReader`s are touched only by the one worker calling their shard. The
+pipeline thread takes the lock in `shard_done`, `caught_up` and `readiness`. Errors of any thread go into
+`batches` and are raised by `get` in the pipeline thread.
 """
 
 from __future__ import annotations
@@ -75,7 +85,7 @@ class StreamSource:
         discovery_interval: float = 10.0,
         max_workers: int = 8,
         records_per_call: int = 1000,
-        queue_batches: int = 6,  # a parsed 1 MB page is ~10 MB of objects: 6 keep RSS < 300 MB (bench/README.md)
+        queue_batches: int = 6,  # pages waiting for the pipeline: what bounds the memory of a backlog
         clock: Callable[[], float] = time.monotonic,  # what calls, polls, backoffs and listings are scheduled by
     ) -> None:
         self.table_configs = tables
