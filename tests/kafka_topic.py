@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import time
-
 from kafka import KafkaConsumer, TopicPartition
+
+from tests.polling import wait_for
 
 
 def read_topic(bootstrap: str, topic: str, timeout: float = 30) -> list:
@@ -17,12 +17,14 @@ def read_topic(bootstrap: str, topic: str, timeout: float = 30) -> list:
         consumer.seek_to_beginning(*assigned)
         ends = consumer.end_offsets(assigned)
         records: list = []
-        deadline = time.monotonic() + timeout
-        while any(consumer.position(tp) < ends[tp] for tp in assigned):
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"could not read {topic} to its end within {timeout} s")
-            for batch in consumer.poll(timeout_ms=500).values():
-                records.extend(batch)
+
+        def read_to_end() -> bool:
+            if any(consumer.position(tp) < ends[tp] for tp in assigned):
+                for batch in consumer.poll(timeout_ms=500).values():  # waits up to 0.5 s for records
+                    records.extend(batch)
+            return all(consumer.position(tp) >= ends[tp] for tp in assigned)
+
+        wait_for(read_to_end, timeout, f"{topic} to be read to its end", interval=0)
         return records
     finally:
         consumer.close()

@@ -15,10 +15,11 @@ import socket
 import string
 import subprocess
 import sys
-import time
 import urllib.request
 import uuid
 from pathlib import Path
+
+from tests.polling import TimedOut, wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
 KAFKA_LIB = ROOT / "stack" / ".kafka" / "lib"
@@ -58,16 +59,19 @@ def free_port() -> int:
 
 
 def _wait_for_port(port: int, process: subprocess.Popen, timeout: float, log: Path) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    def port_open() -> bool:
         if process.poll() is not None:
             raise ServiceError(f"process exited with {process.returncode}; see {log}:\n{_tail(log)}")
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
+                return True
         except OSError:
-            time.sleep(0.2)
-    raise ServiceError(f"port {port} not open after {timeout:.0f} s; see {log}:\n{_tail(log)}")
+            return False
+
+    try:
+        wait_for(port_open, timeout, f"port {port} to open", interval=0.2)
+    except TimedOut:
+        raise ServiceError(f"port {port} not open after {timeout:.0f} s; see {log}:\n{_tail(log)}") from None
 
 
 def _tail(path: Path, lines: int = 30) -> str:
@@ -164,17 +168,27 @@ class KafkaBroker:
     def _wait_ready(self, timeout: float) -> None:
         from kafka import KafkaAdminClient
 
-        deadline = time.monotonic() + timeout
-        while True:
+        errors: list[Exception] = []  # the last one is why the broker is not ready yet
+
+        def answers() -> bool:
             try:
                 admin = KafkaAdminClient(bootstrap_servers=self.bootstrap, request_timeout_ms=5000)
                 admin.list_topics()
                 admin.close()
-                return
+                return True
             except Exception as error:
-                if time.monotonic() > deadline or self.process.poll() is not None:
-                    raise ServiceError(f"Kafka not ready: {error}; see {self.log}:\n{_tail(self.log)}") from error
-                time.sleep(0.5)
+                if self.process.poll() is not None:
+                    raise self._not_ready(error) from error
+                errors[:] = [error]
+                return False
+
+        try:
+            wait_for(answers, timeout, "Kafka to answer", interval=0.5)
+        except TimedOut:
+            raise self._not_ready(errors[-1]) from errors[-1]
+
+    def _not_ready(self, error: Exception) -> ServiceError:
+        return ServiceError(f"Kafka not ready: {error}; see {self.log}:\n{_tail(self.log)}")
 
     def stop(self) -> None:
         _stop(self.process)

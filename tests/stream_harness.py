@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import threading
-import time
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -161,14 +160,6 @@ class BridgeThread:
         self.thread.join(timeout=timeout)
         assert not self.thread.is_alive(), "the pipeline is still running"
         return self.error
-
-
-def wait_for(condition, timeout: float = 20.0, what: str = "condition") -> None:
-    """Poll `condition` until true; fail after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.02)
 
 
 def per_key_values(events: list[Delivered]) -> dict[tuple[str, str], list[int]]:

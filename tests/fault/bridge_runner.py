@@ -9,7 +9,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import yaml
@@ -106,12 +105,3 @@ def bridge_config(
     }
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     return path
-
-
-def wait_for(condition, timeout: float, what: str, interval: float = 0.2) -> None:
-    """Poll `condition` until it is true; `AssertionError` naming `what` at the deadline."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(interval)

@@ -14,9 +14,9 @@ import boto3
 from bridge.config import parse_config
 from bridge.errors import FatalError
 from bridge.pipeline import Pipeline
-from tests.fault.bridge_runner import wait_for
 from tests.fault.changes import TABLE, create_table
 from tests.fault.recording_sink import GatedSink
+from tests.polling import wait_for
 
 
 def _put(endpoint: str, first: int, count: int) -> None:
@@ -44,17 +44,17 @@ checkpoint: {{path: "{checkpoint}", interval_s: 0.2}}
     _put(moto_endpoint, 0, 50)
     runner.start()
     try:
-        wait_for(lambda: sink.failed_flushes >= 1, 30, "a failed flush")
+        wait_for(lambda: sink.failed_flushes >= 1, 30, "a failed flush", interval=0.2)
         handed = len(sink.events)
         _put(moto_endpoint, 50, 50)
         attempts = sink.failed_flushes
-        wait_for(lambda: sink.failed_flushes >= attempts + 2, 30, "two more flush attempts")
+        wait_for(lambda: sink.failed_flushes >= attempts + 2, 30, "two more flush attempts", interval=0.2)
         assert len(sink.events) == handed, "no more events may be read while the flush fails"
         assert not checkpoint.exists(), "no checkpoint before the sink confirmed"
 
         sink.gate.set()
-        wait_for(lambda: len(sink.events) == 100, 30, "all 100 events after recovery")
-        wait_for(checkpoint.exists, 10, "the checkpoint after recovery")
+        wait_for(lambda: len(sink.events) == 100, 30, "all 100 events after recovery", interval=0.2)
+        wait_for(checkpoint.exists, 10, "the checkpoint after recovery", interval=0.2)
     finally:
         pipeline.request_stop()
         runner.join(timeout=30)
@@ -86,7 +86,7 @@ shutdown_timeout_s: 1
     _put(moto_endpoint, 0, 10)
     runner = threading.Thread(target=run, daemon=True)
     runner.start()
-    wait_for(lambda: sink.failed_flushes >= 1, 30, "a failed flush")
+    wait_for(lambda: sink.failed_flushes >= 1, 30, "a failed flush", interval=0.2)
     pipeline.request_stop()
     runner.join(timeout=30)
 

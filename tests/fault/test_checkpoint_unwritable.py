@@ -13,9 +13,10 @@ import uuid
 import boto3
 
 from tests.bridge_process import run_bridge
-from tests.fault.bridge_runner import BridgeRunner, bridge_config, wait_for
+from tests.fault.bridge_runner import BridgeRunner, bridge_config
 from tests.fault.changes import TABLE, create_table
 from tests.fault.delivery import topic_event_ids
+from tests.polling import wait_for
 
 
 def _put(endpoint: str, first: int, count: int) -> None:
@@ -38,7 +39,7 @@ def test_unwritable_checkpoint_stops_the_bridge_with_a_clear_error_and_loses_not
     bridge = BridgeRunner(config, tmp_path / "bridge.log")
     bridge.start()
     try:
-        wait_for(checkpoint.exists, 60, "the first checkpoint")
+        wait_for(checkpoint.exists, 60, "the first checkpoint", interval=0.2)
         saved = tmp_path / "state-saved"
         folder.rename(saved)
         folder.write_text("not a folder")

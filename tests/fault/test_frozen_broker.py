@@ -15,9 +15,10 @@ import boto3
 import pytest
 
 from tests.bridge_process import run_bridge
-from tests.fault.bridge_runner import BridgeRunner, bridge_config, wait_for
+from tests.fault.bridge_runner import BridgeRunner, bridge_config
 from tests.fault.changes import TABLE, create_table
 from tests.fault.delivery import topic_event_ids, topic_records
+from tests.polling import wait_for
 
 SHUTDOWN_TIMEOUT_S = 3
 MAX_REQUEST = 4000
@@ -46,12 +47,17 @@ def test_sigterm_with_a_frozen_broker_stops_in_time_without_traceback_and_holds_
     try:
         _put(moto_endpoint, 0, 20)
         bridge.start()
-        wait_for(lambda: len(topic_event_ids(kafka_bootstrap, topic)) >= 20, 60, "the first 20 records")
-        wait_for(checkpoint.exists, 10, "the first checkpoint")
+        wait_for(lambda: len(topic_event_ids(kafka_bootstrap, topic)) >= 20, 60, "the first 20 records", interval=0.2)
+        wait_for(checkpoint.exists, 10, "the first checkpoint", interval=0.2)
         os.kill(kafka_broker.process.pid, signal.SIGSTOP)
         frozen = True
         _put(moto_endpoint, 20, 10)
-        wait_for(lambda: "flush attempt 1 failed" in bridge.log.read_text(), 30, "a flush the frozen broker fails")
+        wait_for(
+            lambda: "flush attempt 1 failed" in bridge.log.read_text(),
+            30,
+            "a flush the frozen broker fails",
+            interval=0.2,
+        )
         held = checkpoint.read_text()
 
         bridge.signal(signal.SIGTERM)
@@ -106,12 +112,19 @@ def test_sigterm_with_a_frozen_broker_and_a_dead_letter_waiting_closes_the_dlq_p
         _put(moto_endpoint, 0, 5)
         client.put_item(TableName=TABLE, Item=big)  # the dead-letter producer learns its topic's partitions
         bridge.start()
-        wait_for(lambda: len(topic_records(kafka_bootstrap, f"{topic}.dlq")) == 1, 60, "the first dead letter")
-        wait_for(checkpoint.exists, 10, "the first checkpoint")
+        wait_for(
+            lambda: len(topic_records(kafka_bootstrap, f"{topic}.dlq")) == 1, 60, "the first dead letter", interval=0.2
+        )
+        wait_for(checkpoint.exists, 10, "the first checkpoint", interval=0.2)
         os.kill(kafka_broker.process.pid, signal.SIGSTOP)
         frozen = True
         client.put_item(TableName=TABLE, Item=big)  # its dead letter now waits in the producer
-        wait_for(lambda: "flush attempt 1 failed" in bridge.log.read_text(), 30, "a flush the frozen broker fails")
+        wait_for(
+            lambda: "flush attempt 1 failed" in bridge.log.read_text(),
+            30,
+            "a flush the frozen broker fails",
+            interval=0.2,
+        )
         held = checkpoint.read_text()
         bridge.signal(signal.SIGTERM)
         code = bridge.wait(timeout=SHUTDOWN_TIMEOUT_S + 30)

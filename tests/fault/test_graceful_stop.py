@@ -9,9 +9,10 @@ import uuid
 import boto3
 
 from tests.bridge_process import run_bridge
-from tests.fault.bridge_runner import BridgeRunner, bridge_config, wait_for
+from tests.fault.bridge_runner import BridgeRunner, bridge_config
 from tests.fault.changes import TABLE, create_table
 from tests.fault.delivery import topic_event_ids as _event_ids
+from tests.polling import wait_for
 
 
 def _put(endpoint: str, first: int, count: int) -> None:
@@ -32,7 +33,7 @@ def test_sigterm_flushes_writes_the_checkpoint_and_exits_0(dynamodb, moto_endpoi
     bridge = BridgeRunner(config, tmp_path / "bridge.log")
     bridge.start()
     try:
-        wait_for(lambda: len(_event_ids(kafka_bootstrap, topic)) >= 60, 60, "60 records on the topic")
+        wait_for(lambda: len(_event_ids(kafka_bootstrap, topic)) >= 60, 60, "60 records on the topic", interval=0.2)
         assert not checkpoint.exists()
         bridge.signal(signal.SIGTERM)
         assert bridge.wait(timeout=40) == 0, bridge.tail()
@@ -57,16 +58,16 @@ def test_second_signal_exits_at_once_and_a_start_without_broker_waits_for_it(
     try:
         _put(moto_endpoint, 0, 30)
         bridge.start()
-        wait_for(lambda: len(_event_ids(kafka_bootstrap, topic)) >= 30, 60, "the first 30 records")
-        wait_for(checkpoint.exists, 10, "the first checkpoint")
+        wait_for(lambda: len(_event_ids(kafka_bootstrap, topic)) >= 30, 60, "the first 30 records", interval=0.2)
+        wait_for(checkpoint.exists, 10, "the first checkpoint", interval=0.2)
         kafka_broker.stop()
         broker_down = True
         _put(moto_endpoint, 30, 30)
-        wait_for(lambda: "flush attempt 1 failed" in bridge.log.read_text(), 30, "a failed flush")
+        wait_for(lambda: "flush attempt 1 failed" in bridge.log.read_text(), 30, "a failed flush", interval=0.2)
         held = checkpoint.read_text()
 
         bridge.signal(signal.SIGTERM)
-        wait_for(lambda: "SIGTERM received: draining" in bridge.log.read_text(), 5, "the drain to start")
+        wait_for(lambda: "SIGTERM received: draining" in bridge.log.read_text(), 5, "the drain to start", interval=0.2)
         bridge.signal(signal.SIGTERM)
         assert bridge.wait(timeout=5) == 128 + signal.SIGTERM, bridge.tail()
         assert "second SIGTERM: exiting at once" in bridge.log.read_text()
@@ -76,10 +77,10 @@ def test_second_signal_exits_at_once_and_a_start_without_broker_waits_for_it(
         waiting.env = bridge.env
         waiting.start()
         bridge = waiting
-        wait_for(lambda: "not ready (attempt 2)" in waiting.log.read_text(), 40, "two startup attempts")
+        wait_for(lambda: "not ready (attempt 2)" in waiting.log.read_text(), 40, "two startup attempts", interval=0.2)
         kafka_broker.start()
         broker_down = False
-        wait_for(lambda: len(set(_event_ids(kafka_bootstrap, topic))) >= 60, 60, "all 60 records")
+        wait_for(lambda: len(set(_event_ids(kafka_bootstrap, topic))) >= 60, 60, "all 60 records", interval=0.2)
         waiting.signal(signal.SIGTERM)
         assert waiting.wait(timeout=40) == 0, waiting.tail()
     finally:

@@ -21,6 +21,7 @@ from tests.fault.changes import TABLE, ChangeWriter, create_table, stream_change
 from tests.fault.conftest import FIGURES
 from tests.fault.delivery import check_delivery
 from tests.kafka_topic import read_topic
+from tests.polling import TimedOut, wait_for
 
 CHANGES = 3000
 KEYS = 250
@@ -28,13 +29,12 @@ KILLS = 5
 OUTAGE_S = 12.0
 
 
-def _until(condition, timeout: float, interval: float = 1.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(interval)
-    return condition()
+def _within(timeout: float, condition, what: str, interval: float) -> bool:
+    """Whether `condition` held within `timeout` s (`wait_for`): the caller asserts it once the figures are in."""
+    try:
+        return bool(wait_for(condition, timeout, what, interval=interval))
+    except TimedOut:
+        return False
 
 
 def test_sigkills_and_broker_outage_lose_nothing_and_keep_per_key_order(
@@ -75,9 +75,7 @@ def test_sigkills_and_broker_outage_lose_nothing_and_keep_per_key_order(
             bridge.kill()
             bridge.start()
         started = time.time()
-        assert _until(lambda: checkpoint.stat().st_mtime > started, timeout=60), (
-            "the restarted bridge never checkpointed"
-        )
+        wait_for(lambda: checkpoint.stat().st_mtime > started, 60, "the restarted bridge to checkpoint", interval=1.0)
         kafka_broker.stop()  # mid-stream: the running bridge has checkpointed since its start
         stopped = time.monotonic()
         time.sleep(OUTAGE_S)  # the outage itself: the running bridge must hold its checkpoint and keep retrying
@@ -86,7 +84,7 @@ def test_sigkills_and_broker_outage_lose_nothing_and_keep_per_key_order(
         outage_done = True
         outage = time.monotonic() - stopped
         # The bridge that lived through the outage must resume by itself, without a restart.
-        resumed = _until(lambda: "resuming" in bridge.log.read_text(), timeout=60, interval=0.5)
+        resumed = _within(60, lambda: "resuming" in bridge.log.read_text(), "the bridge to resume", interval=0.5)
         time.sleep(rng.uniform(1.0, 4.0))
         bridge.kill()  # one more kill after the broker came back
         bridge.start()
@@ -98,7 +96,7 @@ def test_sigkills_and_broker_outage_lose_nothing_and_keep_per_key_order(
             seen = {dict(r.headers)["event_id"].decode() for r in read_topic(kafka_bootstrap, topic)}
             return {event_id for event_id, _, _ in changes} <= seen
 
-        caught_up = _until(delivered_all, timeout=90, interval=2.0)
+        caught_up = _within(90, delivered_all, "every change on the topic", interval=2.0)
         bridge.signal(15)
         exit_code = bridge.wait(timeout=60)
     finally:

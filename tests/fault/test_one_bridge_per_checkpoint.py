@@ -14,8 +14,9 @@ import boto3
 
 from bridge.checkpoint import CheckpointStore
 from tests.bridge_process import run_bridge, write_config
-from tests.fault.bridge_runner import BridgeRunner, wait_for
+from tests.fault.bridge_runner import BridgeRunner
 from tests.fault.changes import TABLE, create_table
+from tests.polling import wait_for
 
 
 def _config(tmp_path: Path, moto_endpoint: str, checkpoint: Path) -> Path:
@@ -45,7 +46,7 @@ def _start_first(tmp_path: Path, moto_endpoint: str, checkpoint: Path) -> Bridge
     bridge = BridgeRunner(_config(tmp_path, moto_endpoint, checkpoint), tmp_path / "first.log")
     bridge.start()
     try:
-        wait_for(checkpoint.exists, 60, "the first bridge's checkpoint")
+        wait_for(checkpoint.exists, 60, "the first bridge's checkpoint", interval=0.2)
     except AssertionError as error:
         bridge.stop()
         raise AssertionError(f"{error}\n{bridge.tail()}") from None
@@ -75,7 +76,9 @@ def test_a_second_bridge_on_the_same_checkpoint_exits_2_naming_the_holder_and_th
         assert shown.returncode == 0, shown.stderr  # read-only commands still work while a bridge runs
         before = _positions(checkpoint)
         _put(moto_endpoint, 10, 10)
-        wait_for(lambda: _positions(checkpoint) - before, 60, "the first bridge to checkpoint the new changes")
+        wait_for(
+            lambda: _positions(checkpoint) - before, 60, "the first bridge to checkpoint the new changes", interval=0.2
+        )
         assert first.process.poll() is None, first.tail()
     finally:
         first.stop()

@@ -15,9 +15,10 @@ from kafka import KafkaAdminClient
 from kafka.admin import NewTopic
 
 from tests.bridge_process import run_bridge, write_config
-from tests.fault.bridge_runner import BridgeRunner, bridge_config, wait_for
+from tests.fault.bridge_runner import BridgeRunner, bridge_config
 from tests.fault.changes import TABLE, create_table, stream_changes
 from tests.fault.delivery import topic_event_ids
+from tests.polling import wait_for
 
 WRONG_PASSWORD = "not-the-password-3141"
 
@@ -126,9 +127,11 @@ def test_a_topic_deleted_mid_run_stops_the_bridge_naming_it_without_recreating_i
         _put(moto_endpoint, 0, 10)
         bridge.start()
         try:
-            wait_for(lambda: len(topic_event_ids(kafka_bootstrap, topic)) >= 10, 60, "the first 10 records")
+            wait_for(
+                lambda: len(topic_event_ids(kafka_bootstrap, topic)) >= 10, 60, "the first 10 records", interval=0.2
+            )
             admin.delete_topics([topic])
-            wait_for(lambda: topic not in admin.list_topics(), 30, "the topic to be deleted")
+            wait_for(lambda: topic not in admin.list_topics(), 30, "the topic to be deleted", interval=0.2)
             _put(moto_endpoint, 10, 1)
             try:
                 code = bridge.wait(timeout=90)

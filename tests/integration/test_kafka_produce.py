@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 import uuid
 
 import pytest
@@ -16,6 +15,7 @@ from bridge.sinks.base import TableEncoding
 from bridge.sinks.kafka import KafkaConfig, KafkaSink
 from tests.change_events import change
 from tests.kafka_topic import read_topic
+from tests.polling import wait_for
 
 ENCODINGS = {"Phones": TableEncoding(EnvelopeCodec(), "partition")}
 
@@ -93,17 +93,17 @@ def test_a_record_the_topic_refuses_makes_flush_fatal_and_counts_the_error(kafka
     sink = _sink(kafka_bootstrap, topic)
     try:
         sink.write([change(1, extra={"Blob": "x" * 5000})])
-        deadline = time.monotonic() + 60
-        while True:  # kafka-python may first report the batch it is splitting: retriable, then final
+
+        def final_error() -> FatalError | None:
             try:
                 sink.flush(30)
-            except RetriableError:
-                assert time.monotonic() < deadline, "flush stayed retriable for a record the broker refused"
-                continue
+            except RetriableError:  # kafka-python may first report the batch it is splitting: retriable, then final
+                return None
             except FatalError as error:
-                first = error
-                break
+                return error
             pytest.fail("flush returned although the broker refused the record")
+
+        first = wait_for(final_error, 60, "a FatalError from flushing a record the broker refused", interval=0)
         errors = (metrics.value("cdc_bridge_sink_errors_total", labels) or 0.0) - errors_before
         with pytest.raises(FatalError):  # and stays fatal: nothing after the last checkpoint may be trusted
             sink.flush(30)

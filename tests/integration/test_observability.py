@@ -11,12 +11,12 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 import yaml
@@ -24,10 +24,12 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.bridge_process import run_bridge, write_config
 from tests.kafka_topic import read_topic
+from tests.polling import TimedOut, wait_for
 from tests.services import free_port
 from tests.tables import create_stream_table
 
 DAY = 24 * 3600.0
+T = TypeVar("T")
 
 
 def create_orders(dynamodb, name: str = "Orders") -> None:
@@ -84,6 +86,21 @@ class Bridge:
     def stderr(self) -> str:
         return "".join(self.lines)
 
+    def expect(self, condition: Callable[[], T], what: str, timeout: float = 90) -> T:
+        """`condition`'s value once it holds (`wait_for`, every 0.2 s); fails at once if the bridge exits before,
+        and after `timeout` s, both times with the bridge's stderr."""
+
+        def while_running() -> T:
+            result = condition()
+            if not result and self.process.poll() is not None:
+                pytest.fail(f"bridge exited with {self.process.returncode} before {what}:\n{self.stderr}")
+            return result
+
+        try:
+            return wait_for(while_running, timeout, what, interval=0.2)
+        except TimedOut as error:
+            raise AssertionError(f"{error}; bridge stderr:\n{self.stderr}") from None
+
 
 def http_get(port: int, path: str) -> tuple[int, str]:
     try:
@@ -114,18 +131,6 @@ def samples_named(samples: dict, name: str) -> dict[tuple, float]:
     return {labels: value for (n, labels), value in samples.items() if n == name}
 
 
-def wait_for(condition: Callable[[], object], what: str, bridge: Bridge | None = None, timeout: float = 90):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = condition()
-        if result:
-            return result
-        if bridge is not None and bridge.process.poll() is not None:
-            pytest.fail(f"bridge exited with {bridge.process.returncode} before {what}:\n{bridge.stderr}")
-        time.sleep(0.2)
-    pytest.fail(f"timed out waiting for {what}" + (f"; bridge stderr:\n{bridge.stderr}" if bridge else ""))
-
-
 def test_metrics_count_delivered_records_per_table_and_iterator_age_falls_to_zero(
     tmp_path, dynamodb, moto_endpoint, kafka_bootstrap
 ):
@@ -153,7 +158,7 @@ def test_metrics_count_delivered_records_per_table_and_iterator_age_falls_to_zer
             done = sum(written.values()) == 10 and len(ages) == 2 and all(age == 0 for age in ages.values())
             return samples if done else None
 
-        samples = wait_for(caught_up, "10 records written and every iterator age at 0", bridge)
+        samples = bridge.expect(caught_up, "10 records written and every iterator age at 0")
         orders = read_topic(kafka_bootstrap, topic.format(table="Orders"))
         refunds = read_topic(kafka_bootstrap, topic.format(table="Refunds"))
         ops = [dict(r.headers)["op"].decode() for r in orders]
@@ -162,10 +167,9 @@ def test_metrics_count_delivered_records_per_table_and_iterator_age_falls_to_zer
             assert sample(samples, "cdc_bridge_records_written_total", table="Orders", op=op) == ops.count(op)
         assert sample(samples, "cdc_bridge_records_written_total", table="Refunds", op="c") == len(refunds)
         assert sample(samples, "cdc_bridge_records_read_total", table="Orders") == 7
-        wait_for(
+        bridge.expect(
             lambda: sample(scrape(port), "cdc_bridge_kafka_send_latency_seconds_count") == 2,
             "an acknowledgement latency for each table's batch (one read each, topics of one partition)",
-            bridge,
         )
         assert sample(samples, "cdc_bridge_shards", table="Orders", state="active") == 1
         # the records were already waiting when the bridge started: when read, their age was above zero
@@ -175,10 +179,9 @@ def test_metrics_count_delivered_records_per_table_and_iterator_age_falls_to_zer
 
         for i in range(4):
             put(dynamodb, "Refunds", f"late{i}")
-        wait_for(
+        bridge.expect(
             lambda: sample(scrape(port), "cdc_bridge_records_written_total", table="Refunds", op="c") == 7,
             "the later records counted",
-            bridge,
         )
         assert len(read_topic(kafka_bootstrap, topic.format(table="Refunds"))) == 7
 
@@ -188,7 +191,7 @@ def test_metrics_count_delivered_records_per_table_and_iterator_age_falls_to_zer
             return sample(samples, "cdc_bridge_checkpoint_age_seconds") == 0 and list(headrooms.values()) == [DAY, DAY]
 
         # caught up and checkpointed: no record is at risk, so both shards have DynamoDB's full 24 h of headroom
-        wait_for(all_checkpointed, "the checkpoint to cover everything, leaving 24 h of headroom", bridge)
+        bridge.expect(all_checkpointed, "the checkpoint to cover everything, leaving 24 h of headroom")
         assert http_get(port, "/healthz")[0] == 200
     finally:
         assert bridge.stop() == 0, bridge.stderr
@@ -209,32 +212,30 @@ def test_ready_turns_503_while_the_broker_is_down_and_200_when_it_is_back(
 
     bridge = Bridge(config)
     try:
-        wait_for(lambda: http_get(port, "/ready")[0] == 200, "/ready to answer 200", bridge)
+        bridge.expect(lambda: http_get(port, "/ready")[0] == 200, "/ready to answer 200")
         kafka_broker.stop()
         try:
-            _, body = wait_for(
-                lambda: (answer := http_get(port, "/ready"))[0] == 503 and answer, "/ready to answer 503", bridge
+            _, body = bridge.expect(
+                lambda: (answer := http_get(port, "/ready"))[0] == 503 and answer, "/ready to answer 503"
             )
             not_ready = [f"sinks[0] KafkaSink: no connection to a Kafka broker at {kafka_bootstrap}"]
             assert json.loads(body) == {"ready": False, "not_ready": not_ready}
             assert http_get(port, "/healthz")[0] == 200  # alive, just not ready
             put(dynamodb, "Orders", "o2")  # waits in the producer while the broker is away
-            wait_for(
+            bridge.expect(
                 lambda: sample(scrape(port), "cdc_bridge_sink_errors_total", sink="kafka", error="FlushTimeout"),
                 "a failed flush counted as a sink error",
-                bridge,
             )
             assert http_get(port, "/ready")[0] == 503
         finally:
             kafka_broker.start()
-        wait_for(lambda: http_get(port, "/ready") == (200, '{"ready": true}\n'), "/ready to answer 200 again", bridge)
-        wait_for(
+        bridge.expect(lambda: http_get(port, "/ready") == (200, '{"ready": true}\n'), "/ready to answer 200 again")
+        bridge.expect(
             lambda: (
                 sample(scrape(port), "cdc_bridge_checkpoint_age_seconds") == 0
                 and sample(scrape(port), "cdc_bridge_records_written_total", table="Orders", op="c") == 2
             ),
             "the record written during the outage checkpointed",
-            bridge,
         )
         assert len(read_topic(kafka_bootstrap, topic.format(table="Orders"))) == 2
     finally:
@@ -338,13 +339,12 @@ def test_progress_line_is_shown_when_stderr_is_a_terminal(tmp_path, dynamodb, mo
     bridge = Bridge(config, stderr=secondary)
     os.close(secondary)
     try:
-        wait_for(
+        bridge.expect(
             lambda: (
                 "\r\x1b[Kcdc-bridge: 1 events · " in (text := b"".join(output).decode(errors="replace"))
                 and " · lag 0.0 s · " in text
             ),
             "a progress line with the delivered event and no lag",
-            bridge,
         )
     finally:
         assert bridge.stop() == 0, b"".join(output).decode(errors="replace")

@@ -9,6 +9,7 @@ import pytest
 from bridge.checkpoint import CheckpointStore
 from bridge.errors import ConfigError, FatalError
 from tests.fake_streams import FakeAWS
+from tests.polling import wait_for
 from tests.stream_harness import (
     BridgeThread,
     Changes,
@@ -16,7 +17,6 @@ from tests.stream_harness import (
     assert_exactly_once_in_order,
     make_config,
     run_until_caught_up,
-    wait_for,
 )
 
 
@@ -32,11 +32,11 @@ def test_expired_iterator_is_renewed_after_the_last_record_read(tmp_path, change
     changes.many("T", 40)
     sink = MemorySink()
     with BridgeThread(aws, make_config(tmp_path / "cp.json", [{"name": "T"}]), sink):
-        wait_for(lambda: sink.count() == 40, what="the first records")
+        wait_for(lambda: sink.count() == 40, 20, "the first records")
         with aws.lock:
             aws.expire_iterators()
             changes.many("T", 40)
-        wait_for(lambda: sink.count() >= 80, what="records after the expiry")
+        wait_for(lambda: sink.count() >= 80, 20, "records after the expiry")
         last_before = changes.aws.stream_of("T").shards[shard].records[39]["dynamodb"]["SequenceNumber"]
     assert_exactly_once_in_order(sink.events, changes.written)
     assert "ExpiredIteratorException" in [c.error for c in aws.calls]
@@ -94,13 +94,13 @@ def test_new_stream_is_followed_only_after_the_old_stream_is_drained(tmp_path, c
     changes.many("T", 20)
     sink = MemorySink()
     with BridgeThread(aws, make_config(tmp_path / "cp.json", [{"name": "T"}]), sink) as bridge:
-        wait_for(lambda: sink.count() == 20, what="the old stream's first records")
+        wait_for(lambda: sink.count() == 20, 20, "the old stream's first records")
         with aws.lock:
             aws.fail_next("GetRecords", "LimitExceededException", times=3, shard_id=old_shard)
             changes.many("T", 20)  # still on the old stream, read late because of the throttling
             new_arn = aws.new_stream("T")
             changes.many("T", 20)
-        wait_for(lambda: sink.count() == 60 or bridge.error, what="both streams' records")
+        wait_for(lambda: sink.count() == 60 or bridge.error, 20, "both streams' records")
     assert bridge.error is None
     assert_exactly_once_in_order(sink.events, changes.written)
     assert [e.stream_arn for e in sink.events] == [old_arn] * 40 + [new_arn] * 20
@@ -112,9 +112,9 @@ def test_restart_reads_the_old_stream_of_the_checkpoint_to_its_end_before_the_ne
     changes.many("T", 10)
     config = make_config(tmp_path / "cp.json", [{"name": "T", "start_position": "latest"}])
     with BridgeThread(aws, config, MemorySink()) as bridge:
-        wait_for(lambda: aws.get_records_calls(), what="the first read")
+        wait_for(lambda: aws.get_records_calls(), 20, "the first read")
         changes.many("T", 10)
-        wait_for(lambda: CheckpointStore(tmp_path / "cp.json").load(), what="a checkpoint")
+        wait_for(lambda: CheckpointStore(tmp_path / "cp.json").load(), 20, "a checkpoint")
     assert bridge.error is None
     changes.many("T", 10)  # on the old stream while the bridge is away
     new_arn = aws.new_stream("T")
@@ -150,7 +150,7 @@ def test_deleted_table_is_a_clear_error_once_its_stream_is_drained(tmp_path, cha
     sink = MemorySink()
     bridge = BridgeThread(aws, make_config(tmp_path / "cp.json", [{"name": "T"}]), sink)
     with bridge:
-        wait_for(lambda: sink.count() == 10, what="the first records")
+        wait_for(lambda: sink.count() == 10, 20, "the first records")
         with aws.lock:
             aws.fail_next("GetRecords", "LimitExceededException", times=2, shard_id=shard)
             changes.many("T", 10)
@@ -184,7 +184,7 @@ def test_shard_trimmed_away_while_it_is_being_read_stops_with_an_error(tmp_path,
     sink = MemorySink()
     bridge = BridgeThread(aws, make_config(tmp_path / "cp.json", [{"name": "T"}]), sink)
     with bridge:
-        wait_for(lambda: sink.count() == 10, what="the first records")
+        wait_for(lambda: sink.count() == 10, 20, "the first records")
         with aws.lock:
             aws.fail_next("GetRecords", "LimitExceededException", times=1, shard_id=parent)
             changes.many("T", 10)

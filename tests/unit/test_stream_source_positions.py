@@ -7,6 +7,7 @@ import pytest
 from bridge.checkpoint import CheckpointStore
 from bridge.errors import ConfigError
 from tests.fake_streams import FakeAWS
+from tests.polling import wait_for
 from tests.stream_harness import (
     BridgeThread,
     Changes,
@@ -15,7 +16,6 @@ from tests.stream_harness import (
     make_config,
     pipeline,
     run_until_caught_up,
-    wait_for,
 )
 
 
@@ -32,9 +32,9 @@ def test_latest_start_skips_records_written_before_the_first_run(tmp_path, chang
     sink = MemorySink()
     config = make_config(tmp_path / "cp.json", [{"name": "T", "start_position": "latest"}])
     with BridgeThread(aws, config, sink):
-        wait_for(lambda: aws.get_records_calls(shard), what="the first read")
+        wait_for(lambda: aws.get_records_calls(shard), 20, "the first read")
         changes.many("T", 10)
-        wait_for(lambda: sink.count() == 10, what="the new records")
+        wait_for(lambda: sink.count() == 10, 20, "the new records")
     assert_exactly_once_in_order(sink.events, changes.written[10:])
 
 
@@ -73,10 +73,10 @@ def test_many_tables_each_read_from_its_own_stream_and_start_position(tmp_path, 
     tables = [{"name": "A"}, {"name": "B", "start_position": "latest"}, {"name": "C"}]
     sink = MemorySink()
     with BridgeThread(aws, make_config(tmp_path / "cp.json", tables), sink):
-        wait_for(lambda: sink.count() == 30 and aws.get_records_calls(aws.open_shards("B")[0]), what="A and C")
+        wait_for(lambda: sink.count() == 30 and aws.get_records_calls(aws.open_shards("B")[0]), 20, "A and C")
         for name in ("A", "B", "C"):
             changes.many(name, 5)
-        wait_for(lambda: sink.count() == 45, what="every table's new records")
+        wait_for(lambda: sink.count() == 45, 20, "every table's new records")
     expected = [w for w in changes.written if w[0] != "B"] + changes.written[-10:-5]
     assert_exactly_once_in_order(sink.events, expected)
     for event in sink.events:

@@ -9,6 +9,7 @@ import pytest
 from bridge.source.stream import BACKOFF_BASE, BACKOFF_CAP, MIN_CALL_INTERVAL, backoff_delay
 from tests.fake_streams import FakeAWS
 from tests.manual_clock import ManualClock
+from tests.polling import wait_for
 from tests.stream_harness import (
     BridgeThread,
     Changes,
@@ -16,7 +17,6 @@ from tests.stream_harness import (
     assert_exactly_once_in_order,
     make_config,
     run_until_caught_up,
-    wait_for,
 )
 
 
@@ -105,11 +105,11 @@ def test_children_are_found_when_the_parent_ends_without_waiting_for_periodic_di
     sink = MemorySink()
     config = make_config(tmp_path / "cp.json", [{"name": "T"}], discovery_interval_s=3600)
     with BridgeThread(aws, config, sink):
-        wait_for(lambda: sink.count() == 30, what="the parent's records")
+        wait_for(lambda: sink.count() == 30, 20, "the parent's records")
         with aws.lock:
             aws.split(parent)
             changes.many("T", 30)
-        wait_for(lambda: sink.count() == 60, what="the children's records")
+        wait_for(lambda: sink.count() == 60, 20, "the children's records")
     assert_exactly_once_in_order(sink.events, changes.written)
 
 
@@ -121,12 +121,12 @@ def test_children_start_at_trim_horizon_even_when_the_table_starts_at_latest(tmp
     sink = MemorySink()
     config = make_config(tmp_path / "cp.json", [{"name": "T", "start_position": "latest"}])
     with BridgeThread(aws, config, sink):
-        wait_for(lambda: aws.get_records_calls(parent), what="the first read")
+        wait_for(lambda: aws.get_records_calls(parent), 20, "the first read")
         with aws.lock:
             changes.many("T", 5)
             aws.split(parent)
             changes.many("T", 30)  # written before any child is listed or read
-        wait_for(lambda: sink.count() == 35, what="parent and children records")
+        wait_for(lambda: sink.count() == 35, 20, "parent and children records")
     child_starts = {
         c.args["ShardIteratorType"] for c in aws.calls if c.operation == "GetShardIterator" and c.shard_id != parent
     }
@@ -221,7 +221,7 @@ def test_throttled_shard_does_not_stall_the_other_shards(tmp_path, changes, monk
     config = make_config(tmp_path / "cp.json", [{"name": "T"}], max_workers=1)
     fast_written = len(aws.stream_of("T").shards[fast].records)
     with BridgeThread(aws, config, sink):
-        wait_for(lambda: sink.count() == fast_written, what="the unthrottled shard's records")
+        wait_for(lambda: sink.count() == fast_written, 20, "the unthrottled shard's records")
     assert fast_written > 1000  # several calls on the one worker, while the other shard waits out its backoff
     assert {e.shard_id for e in sink.events} == {fast}
     assert [c.error for c in aws.calls if c.shard_id == slow and c.operation == "GetRecords"] == [
@@ -252,10 +252,10 @@ def test_periodic_discovery_finds_children_listed_late(tmp_path, changes):
     sink = MemorySink()
     config = make_config(tmp_path / "cp.json", [{"name": "T"}], discovery_interval_s=0.5)
     with BridgeThread(aws, config, sink):
-        wait_for(lambda: sink.count() == 10, what="the parent's records")
+        wait_for(lambda: sink.count() == 10, 20, "the parent's records")
         listings = len([c for c in aws.calls if c.operation == "DescribeStream"])
-        wait_for(lambda: len([c for c in aws.calls if c.operation == "DescribeStream"]) > listings + 1, what="lists")
+        wait_for(lambda: len([c for c in aws.calls if c.operation == "DescribeStream"]) > listings + 1, 20, "lists")
         for child in children:
             aws.stream_of("T").shards[child].listed = True
-        wait_for(lambda: sink.count() == 20, what="the children's records")
+        wait_for(lambda: sink.count() == 20, 20, "the children's records")
     assert_exactly_once_in_order(sink.events, changes.written)

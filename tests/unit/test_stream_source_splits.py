@@ -8,6 +8,7 @@ import threading
 
 from bridge.checkpoint import CheckpointStore
 from tests.fake_streams import FakeAWS
+from tests.polling import wait_for
 from tests.stream_harness import (
     BridgeThread,
     Changes,
@@ -16,7 +17,6 @@ from tests.stream_harness import (
     make_config,
     pipeline,
     run_until_caught_up,
-    wait_for,
 )
 
 ITEMS = 200
@@ -52,7 +52,7 @@ def test_three_generations_of_splits_written_live_arrive_exactly_once_in_item_or
     with BridgeThread(changes.aws, make_config(tmp_path / "cp.json", [{"name": "T"}]), sink) as bridge:
         writer.start()
         writer.join()
-        wait_for(lambda: sink.count() >= 20000 or bridge.error, timeout=90, what="20,000 changes")
+        wait_for(lambda: sink.count() >= 20000 or bridge.error, 90, "20,000 changes")
     assert bridge.error is None
     assert len(changes.written) == 20000
     assert_exactly_once_in_order(sink.events, changes.written)
