@@ -8,21 +8,14 @@ import pytest
 
 from bridge.checkpoint import CheckpointStore
 from bridge.errors import ConfigError, FatalError
-from tests.fake_streams import FakeAWS
 from tests.polling import wait_for
 from tests.stream_harness import (
     BridgeThread,
-    Changes,
     MemorySink,
     assert_exactly_once_in_order,
     make_config,
     run_until_caught_up,
 )
-
-
-@pytest.fixture
-def changes() -> Changes:
-    return Changes(FakeAWS())
 
 
 def test_expired_iterator_is_renewed_after_the_last_record_read(tmp_path, changes):

@@ -16,10 +16,8 @@ from bridge.checkpoint import CheckpointStore
 from bridge.errors import ConfigError, FatalError
 from bridge.source.aws_errors import MALFORMED_LIMIT, RetriableError
 from bridge.status import table_status
-from tests.fake_streams import FakeAWS
 from tests.stream_harness import (
     BridgeThread,
-    Changes,
     MemorySink,
     assert_exactly_once_in_order,
     caught_up_within,
@@ -28,11 +26,6 @@ from tests.stream_harness import (
 )
 
 NEVER = float("inf")
-
-
-@pytest.fixture
-def changes() -> Changes:
-    return Changes(FakeAWS())
 
 
 @pytest.fixture

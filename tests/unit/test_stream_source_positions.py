@@ -6,22 +6,15 @@ import pytest
 
 from bridge.checkpoint import CheckpointStore
 from bridge.errors import ConfigError
-from tests.fake_streams import FakeAWS
 from tests.polling import wait_for
 from tests.stream_harness import (
     BridgeThread,
-    Changes,
     MemorySink,
     assert_exactly_once_in_order,
     make_config,
     pipeline,
     run_until_caught_up,
 )
-
-
-@pytest.fixture
-def changes() -> Changes:
-    return Changes(FakeAWS())
 
 
 def test_latest_start_skips_records_written_before_the_first_run(tmp_path, changes):

@@ -19,17 +19,6 @@ from tests.stream_harness import (
     run_until_caught_up,
 )
 
-
-@pytest.fixture
-def aws() -> FakeAWS:
-    return FakeAWS()
-
-
-@pytest.fixture
-def changes(aws) -> Changes:
-    return Changes(aws)
-
-
 STEP = 1 / 64  # s of the manual clock per poll of `advance_until`: exact in binary, and slower than real time
 
 

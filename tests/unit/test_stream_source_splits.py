@@ -44,8 +44,7 @@ def assert_items_span_generations(sink: MemorySink, aws: FakeAWS) -> None:
     assert all(found == {0, 1, 2} for found in generations_per_item.values())
 
 
-def test_three_generations_of_splits_written_live_arrive_exactly_once_in_item_order(tmp_path):
-    changes = Changes(FakeAWS())
+def test_three_generations_of_splits_written_live_arrive_exactly_once_in_item_order(tmp_path, changes):
     changes.aws.create_table("T")
     sink = MemorySink()
     writer = threading.Thread(target=write_three_generations, args=(changes,))
@@ -59,8 +58,7 @@ def test_three_generations_of_splits_written_live_arrive_exactly_once_in_item_or
     assert_items_span_generations(sink, changes.aws)
 
 
-def test_restart_after_a_stop_mid_way_delivers_the_rest_exactly_once_in_item_order(tmp_path):
-    changes = Changes(FakeAWS())
+def test_restart_after_a_stop_mid_way_delivers_the_rest_exactly_once_in_item_order(tmp_path, changes):
     changes.aws.create_table("T")
     write_three_generations(changes)
     config = make_config(tmp_path / "cp.json", [{"name": "T"}])
@@ -76,10 +74,9 @@ def test_restart_after_a_stop_mid_way_delivers_the_rest_exactly_once_in_item_ord
     assert_exactly_once_in_order(first.events + second.events, changes.written)
 
 
-def test_restart_from_a_checkpoint_copied_mid_way_delivers_exactly_what_it_does_not_cover(tmp_path):
+def test_restart_from_a_checkpoint_copied_mid_way_delivers_exactly_what_it_does_not_cover(tmp_path, changes):
     """As after a crash: the run goes on past the copied checkpoint; a second run from the copy must deliver
     exactly the changes the copy does not cover, and together with the covered ones, each once and in order."""
-    changes = Changes(FakeAWS())
     changes.aws.create_table("T")
     write_three_generations(changes)
     path, copy = tmp_path / "cp.json", tmp_path / "mid-way.json"
