@@ -25,7 +25,7 @@ format: $(VENV)/.test-installed
 	$(BIN)/ruff check --fix .
 
 docs: $(VENV)/.demo-installed  ## regenerate docs/config.md and config/example.yaml from the config dataclasses
-	$(BIN)/python -m bridge.config_docs
+	$(BIN)/python -m bridge.commands.config_docs
 
 kafka-jars: stack/.kafka/lib/.fetched
 

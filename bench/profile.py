@@ -29,7 +29,7 @@ STAGES = [
     ("produce: kafka-python (send, batching, network)", ("kafka/",)),
     ("produce: Kafka sink (bridge/sinks)", ("bridge/sinks/",)),
     ("checkpoint", ("bridge/checkpoint.py",)),
-    ("pipeline loop and filters", ("bridge/pipeline.py", "bridge/filters.py", "bridge/poison.py")),
+    ("pipeline loop and route", ("bridge/pipeline.py", "bridge/route.py", "bridge/filters.py", "bridge/poison.py")),
     ("start-up (imports)", ("importlib", "<frozen")),
 ]
 

@@ -1,5 +1,5 @@
 """`python -m bridge` is the same as the `cdc-bridge` command."""
 
-from bridge.cli import main
+from bridge.commands.cli import main
 
 raise SystemExit(main())

@@ -17,12 +17,12 @@ import threading
 import time
 from collections import Counter
 
-from bridge import metrics
 from bridge.backoff import full_jitter
 from bridge.checkpoint import CheckpointStore, CheckpointTracker
 from bridge.config import Config
 from bridge.errors import FatalError, PoisonRecordError, RejectedEvent, RetriableError
 from bridge.normalize import ChangeEvent
+from bridge.ops import metrics
 from bridge.poison import DeadLetter, DeadLetters, build_dead_letters
 from bridge.route import TableRoute, build_routes
 from bridge.sinks import Sink, load_sink

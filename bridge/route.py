@@ -16,12 +16,12 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from bridge import metrics
 from bridge.codec.avro import EnvelopeCodec
 from bridge.config import Config, TableConfig
 from bridge.errors import FatalError, PoisonRecordError, RejectedEvent
 from bridge.filters import filter_event
 from bridge.normalize import ChangeEvent, sequence_number_of, to_change_event
+from bridge.ops import metrics
 from bridge.poison import DeadLetter
 from bridge.sinks.base import Sink, TableEncoding
 from bridge.source.discovery import TableInfo

@@ -29,12 +29,12 @@ from typing import Literal
 from kafka.errors import KafkaError, KafkaTimeoutError, MessageSizeTooLargeError
 from kafka.partitioner import murmur2
 
-from bridge import metrics
 from bridge.codec.keys import kafka_key
 from bridge.config import doc
 from bridge.errors import ConfigError, FatalError, PoisonRecordError, RejectedEvent, RetriableError
-from bridge.health import producer_readiness
 from bridge.normalize import ChangeEvent
+from bridge.ops import metrics
+from bridge.ops.health import producer_readiness
 from bridge.secret import Secret
 from bridge.sinks.base import Sink
 from bridge.sinks.kafka_client import check_settings, close_producer, ensure_topics, make_producer, missing_topics

@@ -31,10 +31,10 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from bridge import metrics
 from bridge.backoff import full_jitter
 from bridge.checkpoint import CheckpointTracker, ShardKey
 from bridge.errors import FatalError, RetriableError
+from bridge.ops import metrics
 from bridge.source.aws_errors import MALFORMED_LIMIT, MalformedAnswer, ResourceGone
 from bridge.source.discovery import TableInfo, describe_table, list_shards
 from bridge.source.reader import ShardReader

@@ -8,7 +8,7 @@ import uuid
 
 import pytest
 
-from bridge.demo import create_phones
+from bridge.commands.demo import create_phones
 from tests.bridge_process import run_bridge, write_config
 
 

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from bridge.codec import decode_value, fingerprint
 from bridge.codec.infer import scan_items
-from bridge.demo import create_phones
+from bridge.commands.demo import create_phones
 from tests.bridge_process import run_bridge, write_config
 from tests.dynamo_values import EXTREME_NUMBERS, comparable, items, oracle
 from tests.kafka_topic import read_topic

@@ -8,9 +8,9 @@ import pytest
 from kafka import KafkaAdminClient, KafkaProducer
 from kafka.admin import NewTopic
 
-from bridge import metrics
 from bridge.codec import EnvelopeCodec
 from bridge.errors import FatalError, RetriableError
+from bridge.ops import metrics
 from bridge.sinks.base import TableEncoding
 from bridge.sinks.kafka import KafkaConfig, KafkaSink
 from tests.change_events import change

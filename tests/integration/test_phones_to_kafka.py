@@ -10,7 +10,7 @@ from pathlib import Path
 import fastavro
 import pytest
 
-from bridge.demo import create_phones
+from bridge.commands.demo import create_phones
 from tests.bridge_process import run_bridge, write_config
 from tests.kafka_topic import read_topic
 

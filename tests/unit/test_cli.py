@@ -8,7 +8,7 @@ import json
 import pytest
 
 from bridge import __version__
-from bridge.cli import COMMANDS, main
+from bridge.commands.cli import COMMANDS, main
 from tests.bridge_process import run_bridge
 
 

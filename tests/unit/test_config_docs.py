@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from bridge import config_docs
+from bridge.commands import config_docs
 from bridge.config import load_config
 
 

@@ -10,7 +10,7 @@ import tracemalloc
 import pytest
 
 from bridge.checkpoint import CheckpointStore
-from bridge.cli import main
+from bridge.commands.cli import main
 from bridge.config import load_config, parse_config
 from bridge.errors import ConfigError
 from tests.bridge_process import run_bridge

@@ -9,9 +9,9 @@ from pathlib import Path
 import fastavro
 import pytest
 
-from bridge.cli import main
 from bridge.codec import EnvelopeCodec, decode_value, fingerprint
 from bridge.codec.infer import infer_item_schema
+from bridge.commands.cli import main
 from bridge.errors import ConfigError
 from bridge.normalize import ChangeEvent, DynamoSet, Position
 

@@ -1,4 +1,4 @@
-"""The Prometheus metrics the pipeline, source and sinks record (bridge.metrics)."""
+"""The Prometheus metrics the pipeline, source and sinks record (bridge.ops.metrics)."""
 
 from __future__ import annotations
 
@@ -10,11 +10,11 @@ from dataclasses import dataclass
 from botocore.exceptions import ClientError
 from prometheus_client import CollectorRegistry, generate_latest
 
-from bridge import metrics
 from bridge.checkpoint import ShardCheckpoint
 from bridge.errors import RetriableError
-from bridge.lag import RETENTION_S, LagTracker
-from bridge.logs import Every
+from bridge.ops import metrics
+from bridge.ops.lag import RETENTION_S, LagTracker
+from bridge.ops.logs import Every
 
 ARN = "arn:aws:dynamodb:us-east-1:123456789012:table/T/stream/2026-01-01T00:00:00.000"
 
@@ -133,7 +133,7 @@ def test_every_metric_is_prefixed_and_exposed_as_text():
 def test_checkpoint_written_logs_at_info_at_most_once_per_interval(caplog, monkeypatch):
     clock = [1000.0]
     monkeypatch.setattr(metrics, "_checkpoint_log", Every(60.0, clock=lambda: clock[0]))
-    caplog.set_level(logging.DEBUG, logger="bridge.metrics")
+    caplog.set_level(logging.DEBUG, logger="bridge.ops.metrics")
 
     for step in range(5):
         clock[0] = 1000.0 + step * 20

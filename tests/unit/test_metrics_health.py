@@ -1,4 +1,4 @@
-"""The operator HTTP endpoints (/metrics, /healthz, /ready) served by bridge.health over real HTTP."""
+"""The operator HTTP endpoints (/metrics, /healthz, /ready) served by bridge.ops.health over real HTTP."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ import urllib.request
 
 import pytest
 
-from bridge import metrics
 from bridge.config import TableConfig
 from bridge.errors import ConfigError
-from bridge.health import HealthServer, producer_readiness
+from bridge.ops import metrics
+from bridge.ops.health import HealthServer, producer_readiness
 from bridge.source import StreamSource
 from tests.fake_streams import FakeAWS
 

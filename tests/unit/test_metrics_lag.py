@@ -1,11 +1,11 @@
-"""Iterator age and retention headroom per shard (bridge.lag), computed from stream records and checkpoints."""
+"""Iterator age and retention headroom per shard (bridge.ops.lag), computed from stream records and checkpoints."""
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
 
-from bridge.lag import RETENTION_S, LagTracker, creation_time, format_duration, worst
+from bridge.ops.lag import RETENTION_S, LagTracker, creation_time, format_duration, worst
 
 ARN = "arn:aws:dynamodb:us-east-1:123456789012:table/Orders/stream/2026-01-01T00:00:00.000"
 T0 = 1_800_000_000.0
@@ -86,7 +86,7 @@ def test_finished_shard_is_forgotten_and_counted():
 
 def test_retention_warning_is_logged_once_when_headroom_drops_below_threshold(caplog):
     tracker = LagTracker(warning_s=6 * 3600)
-    caplog.set_level(logging.INFO, logger="bridge.lag")
+    caplog.set_level(logging.INFO, logger="bridge.ops.lag")
     tracker.read("Orders", ARN, "shard-1", [record(1, T0)], now=T0 + 60)
     assert not [r for r in caplog.records if r.levelno == logging.WARNING]
 

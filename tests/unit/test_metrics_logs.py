@@ -1,4 +1,4 @@
-"""Log output on stderr (bridge.logs) and the live progress line (bridge.progress)."""
+"""Log output on stderr (bridge.ops.logs) and the live progress line (bridge.ops.progress)."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ import time
 
 import pytest
 
-from bridge import metrics
-from bridge.logs import print_error, setup_logging
-from bridge.progress import CLEAR, ProgressLine, progress_text, wants_progress
+from bridge.ops import metrics
+from bridge.ops.logs import print_error, setup_logging
+from bridge.ops.progress import CLEAR, ProgressLine, progress_text, wants_progress
 
 
 @pytest.fixture

@@ -1,10 +1,10 @@
-"""How `cdc-bridge status` prints shards (bridge.status); the live queries are in tests/integration."""
+"""How `cdc-bridge status` prints shards (bridge.commands.status); the live queries are in tests/integration."""
 
 from __future__ import annotations
 
 import json
 
-from bridge.status import ShardStatus, render_json, render_text
+from bridge.commands.status import ShardStatus, render_json, render_text
 
 ARN = "arn:aws:dynamodb:us-east-1:123456789012:table/Orders/stream/2026-01-01T00:00:00.000"
 SHARDS = [

@@ -13,9 +13,9 @@ import time
 import pytest
 
 from bridge.checkpoint import CheckpointStore
+from bridge.commands.status import table_status
 from bridge.errors import ConfigError, FatalError
 from bridge.source.aws_errors import MALFORMED_LIMIT, RetriableError
-from bridge.status import table_status
 from tests.stream_harness import (
     BridgeThread,
     MemorySink,

@@ -1,6 +1,6 @@
 """Prometheus metrics of the bridge (`cdc_bridge_*`) and the small functions the pipeline, source and sinks call.
 
-The metrics live in their own registry, `REGISTRY`, which `bridge.health` serves on `/metrics`. Recording is
+The metrics live in their own registry, `REGISTRY`, which `bridge.ops.health` serves on `/metrics`. Recording is
 cheap and always on (a few dictionary updates per batch), whether or not the metrics port is open.
 Per-shard gauges (iterator age, retention headroom) are computed when scraped, from `LAG`, so they stay true
 while nothing is read (a stuck sink makes headroom fall between two reads).
@@ -19,8 +19,8 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
 
-from bridge.lag import LagTracker, format_duration, worst
-from bridge.logs import Every
+from bridge.ops.lag import LagTracker, format_duration, worst
+from bridge.ops.logs import Every
 
 log = logging.getLogger(__name__)
 disable_created_metrics()  # no `*_created` series next to every counter and histogram

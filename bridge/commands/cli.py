@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from bridge import __version__
 from bridge.errors import BridgeError, ConfigError
-from bridge.logs import print_error, setup_logging
+from bridge.ops.logs import print_error, setup_logging
 
 log = logging.getLogger("bridge")
 
@@ -75,7 +75,7 @@ def _run(args: argparse.Namespace) -> None:
     # form no cycles: fewer collections cut the CPU per record by ~18% (bench/README.md, "Garbage collection").
     gc.freeze()
     gc.set_threshold(100_000, 50, 100)
-    from bridge.observer import Observer
+    from bridge.ops.observer import Observer
 
     with Observer(config, pipeline):
         pipeline.run(until_caught_up=args.until_caught_up)
@@ -86,7 +86,7 @@ def _demo_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _demo(args: argparse.Namespace) -> None:
-    from bridge.demo import run_demo
+    from bridge.commands.demo import run_demo
 
     run_demo(args.config)
 
@@ -99,7 +99,7 @@ def _validate_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _validate(args: argparse.Namespace) -> None:
-    from bridge.validate import validate
+    from bridge.commands.validate import validate
 
     for line in validate(args.config, connect=args.connect):
         print(line)
@@ -118,9 +118,9 @@ def _tail_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _tail(args: argparse.Namespace) -> None:
+    from bridge.commands.tail import tail
     from bridge.config import load_config
     from bridge.sinks.render import check_fields
-    from bridge.tail import tail
 
     fields = [f.strip() for f in args.fields.split(",") if f.strip()]
     problem = check_fields(fields)
@@ -145,7 +145,7 @@ def _tail(args: argparse.Namespace) -> None:
 
 
 def _checkpoints(args: argparse.Namespace) -> None:
-    from bridge.checkpoint_report import checkpoint_rows, format_table
+    from bridge.commands.checkpoints import checkpoint_rows, format_table
     from bridge.config import load_config
 
     config = load_config(args.config)
@@ -164,7 +164,7 @@ def _schema_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _schema(args: argparse.Namespace) -> None:
-    from bridge.codec.schema_command import schema_command
+    from bridge.commands.schema import schema_command
 
     schema_command(args.config, args.table, sys.stdout, infer=args.action == "infer", limit=args.limit)
 
@@ -175,8 +175,8 @@ def _status_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _status(args: argparse.Namespace) -> None:
+    from bridge.commands.status import run_status
     from bridge.config import load_config
-    from bridge.status import run_status
 
     print(run_status(load_config(args.config), args.format))
 

@@ -15,8 +15,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from bridge import metrics
 from bridge.errors import ConfigError
+from bridge.ops import metrics
 
 log = logging.getLogger(__name__)
 Readiness = Callable[[], list[str]]

@@ -1,7 +1,7 @@
 """Logging to stderr as text or as one JSON object per line (`--log-format json`).
 
 Log lines name lifecycle events (start, shard started/finished, stream ARN change, checkpoint written) and
-never carry record payloads at INFO. A live progress line (`bridge.progress`) shares stderr: the handler
+never carry record payloads at INFO. A live progress line (`bridge.ops.progress`) shares stderr: the handler
 clears it before each log line, and the progress line redraws itself at its next tick.
 """
 

@@ -16,9 +16,9 @@ from dataclasses import asdict, dataclass, replace
 from botocore.exceptions import BotoCoreError, ClientError
 
 from bridge.checkpoint import CheckpointStore, ShardCheckpoint
-from bridge.checkpoint_report import format_table
+from bridge.commands.checkpoints import format_table
 from bridge.config import Config
-from bridge.lag import RETENTION_S, creation_time, format_duration
+from bridge.ops.lag import RETENTION_S, creation_time, format_duration
 from bridge.source.aws_errors import ResourceGone, classify, error_code
 from bridge.source.discovery import describe_table, list_shards, table_of_stream
 

@@ -13,10 +13,11 @@ import threading
 import time
 from typing import TextIO
 
-from bridge import __version__, metrics
-from bridge.health import HealthServer
-from bridge.logs import stderr_handler
-from bridge.progress import ProgressLine, wants_progress
+from bridge import __version__
+from bridge.ops import metrics
+from bridge.ops.health import HealthServer
+from bridge.ops.logs import stderr_handler
+from bridge.ops.progress import ProgressLine, wants_progress
 
 log = logging.getLogger(__name__)
 TICK_S = 1.0
@@ -45,9 +46,7 @@ class Observer:
         )
         metrics.set_retention_warning(self.settings.retention_warning_hours * 3600)
         if self.settings.port is not None:
-            self.server = HealthServer(
-                self.settings.host, self.settings.port, self.pipeline.readiness
-            )
+            self.server = HealthServer(self.settings.host, self.settings.port, self.pipeline.readiness)
             self.server.start()
         if wants_progress(self.stream):
             self.progress = ProgressLine(self.stream, time.monotonic)

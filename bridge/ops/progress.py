@@ -12,8 +12,8 @@ import threading
 from collections.abc import Callable
 from typing import TextIO
 
-from bridge import metrics
-from bridge.lag import format_duration, worst
+from bridge.ops import metrics
+from bridge.ops.lag import format_duration, worst
 
 CLEAR = "\r\x1b[K"
 

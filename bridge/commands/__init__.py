@@ -1,0 +1,1 @@
+"""The `cdc-bridge` command line: one module per command, and the config reference generator."""

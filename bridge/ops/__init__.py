@@ -1,0 +1,1 @@
+"""Operating a running bridge: metrics, lag, health endpoints, progress line, logs."""
