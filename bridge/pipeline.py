@@ -66,6 +66,7 @@ class Pipeline:
         self.poison_counts: Counter[tuple[str, str]] = Counter()  # (table, policy), when the run ended
         self.started = False  # the source described every table
         self.sinks: list[Sink] | None = None  # once every sink is open
+        self.routes: dict[str, TableRoute] = {}  # table -> its route, once the tables are described
         self.unflushed = 0
 
     def request_stop(self) -> None:
@@ -96,7 +97,7 @@ class Pipeline:
         try:
             infos = source.start(cancel=self.stop_requested)
             self.started = True
-            routes = build_routes(self.config, infos)
+            self.routes = routes = build_routes(self.config, infos)
             sinks = self.given_sinks or self._make_sinks(routes)
             for route in routes.values():
                 route.serve(sinks)

@@ -44,7 +44,7 @@ checkpoint: {{path: "{tmp_path / "checkpoints.json"}"}}
 
     pipeline.run(until_caught_up=True)
 
-    assert pipeline._transcoders[TABLE] is not None, "the Kafka path did not take the transcoder"
+    assert pipeline.routes[TABLE].transcoder is not None, "the Kafka path did not take the transcoder"
     (line,) = dead.read_text().splitlines()
     letter = json.loads(line)
     assert letter["stage"] == "normalize"
