@@ -31,6 +31,29 @@ def _put(endpoint: str, first: int, count: int) -> None:
         client.put_item(TableName=TABLE, Item={"pk": {"S": f"k{i % 7}"}, "v": {"N": str(i)}})
 
 
+def _sigterm_while_frozen(bridge: BridgeRunner, broker, checkpoint, while_frozen) -> tuple[int | None, str, float]:
+    """After the first checkpoint: freeze the broker, `while_frozen()` (changes that then wait in a producer),
+    wait for the flush it fails, SIGTERM the bridge; returns its exit code, the checkpoint held and the stop time."""
+    wait_for(checkpoint.exists, 10, "the first checkpoint", interval=0.2)
+    os.kill(broker.process.pid, signal.SIGSTOP)
+    try:
+        while_frozen()
+        wait_for(
+            lambda: "flush attempt 1 failed" in bridge.log.read_text(),
+            30,
+            "a flush the frozen broker fails",
+            interval=0.2,
+        )
+        held = checkpoint.read_text()
+        bridge.signal(signal.SIGTERM)
+        signalled = time.monotonic()
+        # A bound that catches a stop hanging on the broker, far above the deadline plus the producers' close.
+        code = bridge.wait(timeout=SHUTDOWN_TIMEOUT_S + 30)
+        return code, held, time.monotonic() - signalled
+    finally:
+        os.kill(broker.process.pid, signal.SIGCONT)
+
+
 def test_sigterm_with_a_frozen_broker_stops_in_time_without_traceback_and_holds_the_checkpoint(
     dynamodb, moto_endpoint, kafka_broker, kafka_bootstrap, tmp_path
 ):
@@ -43,31 +66,14 @@ def test_sigterm_with_a_frozen_broker_stops_in_time_without_traceback_and_holds_
     )
     checkpoint = tmp_path / "checkpoints.json"
     bridge = BridgeRunner(config, tmp_path / "bridge.log")
-    frozen = False
     try:
         _put(moto_endpoint, 0, 20)
         bridge.start()
         wait_for(lambda: len(topic_event_ids(kafka_bootstrap, topic)) >= 20, 60, "the first 20 records", interval=0.2)
-        wait_for(checkpoint.exists, 10, "the first checkpoint", interval=0.2)
-        os.kill(kafka_broker.process.pid, signal.SIGSTOP)
-        frozen = True
-        _put(moto_endpoint, 20, 10)
-        wait_for(
-            lambda: "flush attempt 1 failed" in bridge.log.read_text(),
-            30,
-            "a flush the frozen broker fails",
-            interval=0.2,
+        code, held, stop_s = _sigterm_while_frozen(
+            bridge, kafka_broker, checkpoint, lambda: _put(moto_endpoint, 20, 10)
         )
-        held = checkpoint.read_text()
-
-        bridge.signal(signal.SIGTERM)
-        signalled = time.monotonic()
-        # A bound that catches a stop hanging on the broker, far above the deadline plus the sink's close.
-        code = bridge.wait(timeout=SHUTDOWN_TIMEOUT_S + 30)
-        stop_s = time.monotonic() - signalled
     finally:
-        if frozen:
-            os.kill(kafka_broker.process.pid, signal.SIGCONT)
         bridge.stop()
 
     log = bridge.log.read_text()
@@ -105,7 +111,6 @@ def test_sigterm_with_a_frozen_broker_and_a_dead_letter_waiting_closes_the_dlq_p
     checkpoint = tmp_path / "checkpoints.json"
     bridge = BridgeRunner(config, tmp_path / "bridge.log")
     client = boto3.client("dynamodb", endpoint_url=moto_endpoint, region_name="us-east-1")
-    frozen = False
     try:
         # Too large for max_request_size: poison, so its dead letter goes to the dead-letter producer.
         big = {"pk": {"S": "big"}, "blob": {"S": "x" * 3 * MAX_REQUEST}}
@@ -115,22 +120,11 @@ def test_sigterm_with_a_frozen_broker_and_a_dead_letter_waiting_closes_the_dlq_p
         wait_for(
             lambda: len(topic_records(kafka_bootstrap, f"{topic}.dlq")) == 1, 60, "the first dead letter", interval=0.2
         )
-        wait_for(checkpoint.exists, 10, "the first checkpoint", interval=0.2)
-        os.kill(kafka_broker.process.pid, signal.SIGSTOP)
-        frozen = True
-        client.put_item(TableName=TABLE, Item=big)  # its dead letter now waits in the producer
-        wait_for(
-            lambda: "flush attempt 1 failed" in bridge.log.read_text(),
-            30,
-            "a flush the frozen broker fails",
-            interval=0.2,
+        # its dead letter then waits in the producer
+        code, held, _ = _sigterm_while_frozen(
+            bridge, kafka_broker, checkpoint, lambda: client.put_item(TableName=TABLE, Item=big)
         )
-        held = checkpoint.read_text()
-        bridge.signal(signal.SIGTERM)
-        code = bridge.wait(timeout=SHUTDOWN_TIMEOUT_S + 30)
     finally:
-        if frozen:
-            os.kill(kafka_broker.process.pid, signal.SIGCONT)
         bridge.stop()
 
     log = bridge.log.read_text()
