@@ -39,6 +39,16 @@ _PARENT = re.compile(r"(\.?[^.\[]+|\[\d+\])$")  # the last step of a field path:
 MAX_DEPTH = 64  # nesting levels a config may have, aliases expanded (a real one has about 6)
 MAX_NODES = 100_000  # YAML nodes a config may expand to through aliases (a real one has a few hundred)
 TABLE_NAME = (r"[a-zA-Z0-9_.-]{1,255}", "a table name: 1-255 characters of a-z, A-Z, 0-9, '_', '.', '-'")
+# The alphabets STS accepts (ASCII only: `(?a)`), from the AssumeRole API reference.
+ROLE_ARN = (
+    r"(?a)arn:aws[\w-]*:iam::\d{12}:role/(?:[\w+=,.@-]+/)*[\w+=,.@-]{1,64}",
+    "an IAM role ARN: arn:aws:iam::ACCOUNT:role/[PATH/]NAME with a 12-digit ACCOUNT",
+)
+SESSION_NAME = (r"(?a)[\w+=,.@-]{2,64}", "an STS session name: 2-64 characters of a-z, A-Z, 0-9 and _+=,.@-")
+EXTERNAL_ID = (r"(?a)[\w+=,.@:/-]{2,1224}", "an STS external id: 2-1224 characters of a-z, A-Z, 0-9 and _+=,.@:/-")
+PROFILE_NAME = (r"[^\s\[\]]+", "an AWS config profile name (no spaces or brackets)")
+DEFAULT_SESSION_NAME = "cdc-bridge"
+DEFAULT_ROLE_DURATION_S = 3600  # what STS gives when asked for no duration
 DAY_S = 86400.0
 
 # Bounds of a number field, as `doc()` keywords and metadata keys: (comparison, its sign in messages).
@@ -79,6 +89,34 @@ class SourceConfig:
         "How often shards are listed again to find new ones.", above=0, at_most=DAY_S, default=10.0
     )
     max_workers: int = doc("Shards read at the same time (threads).", at_least=1, default=8)
+    profile: str | None = doc(
+        "Named profile of the AWS config files (~/.aws/config, `AWS_CONFIG_FILE`); unset: the default chain "
+        "(environment, web identity, instance or task role).",
+        matches=PROFILE_NAME,
+        default=None,
+    )
+    role_arn: str | None = doc(
+        "IAM role assumed with STS (from the profile's or the default chain's credentials); the credentials "
+        "are refreshed before they expire. Unset: no role is assumed.",
+        matches=ROLE_ARN,
+        default=None,
+    )
+    external_id: str | None = doc(
+        "With `role_arn`: the external id the role's trust policy asks for.", matches=EXTERNAL_ID, default=None
+    )
+    session_name: str | None = doc(
+        f"With `role_arn`: the STS session name (in CloudTrail and the assumed-role ARN); unset: "
+        f"`{DEFAULT_SESSION_NAME}`.",
+        matches=SESSION_NAME,
+        default=None,
+    )
+    duration_s: int | None = doc(
+        "With `role_arn`: seconds each set of assumed-role credentials lives (at most the role's maximum session "
+        f"duration); new ones are fetched when a quarter of it is left. Unset: {DEFAULT_ROLE_DURATION_S}.",
+        at_least=900,
+        at_most=43200,
+        default=None,
+    )
 
 
 @dataclass(frozen=True)
@@ -503,6 +541,10 @@ def _check(config: Config, ctx: _Context) -> None:
         raise ctx.error("tables", "expected at least one table")
     if not config.sinks:
         raise ctx.error("sinks", "expected at least one sink")
+    if config.source.role_arn is None:
+        for name in ("external_id", "session_name", "duration_s"):
+            if getattr(config.source, name) is not None:
+                raise ctx.error(f"source.{name}", "only applies with `source.role_arn` (the role to assume)")
     if config.metrics.port is not None and config.metrics.port > 65535:
         raise ctx.error("metrics.port", f"expected a port number up to 65535, got {config.metrics.port}")
     if config.metrics.retention_warning_hours > 24:

@@ -7,6 +7,9 @@
 - a 200 answer that is not well-formed: `MalformedAnswer`, retried, fatal after `MALFORMED_LIMIT` in a row;
 - anything else (a validation error, an unknown code): `FatalError`, the bridge stops with the checkpoint kept.
 
+STS calls (AssumeRole, GetCallerIdentity) are classified here too: access denied or an expired token there is a
+`ConfigError` naming the role (`bridge/source/credentials.py`).
+
 Error codes that mean something more precise for one call (`ExpiredIteratorException`,
 `TrimmedDataAccessException` for shard reads) are looked at by that caller before it classifies the rest.
 """
@@ -27,6 +30,7 @@ from bridge.errors import ConfigError, FatalError, RetriableError
 THROTTLED = {
     "LimitExceededException",
     "ThrottlingException",
+    "Throttling",  # STS
     "ProvisionedThroughputExceededException",
     "RequestLimitExceeded",
     "InternalServerError",
@@ -41,6 +45,7 @@ DENIED = {
     "MissingAuthenticationToken",
     "MissingAuthenticationTokenException",
     "ExpiredTokenException",
+    "ExpiredToken",  # STS
     "InvalidClientTokenId",
 }
 NETWORK_ERRORS = (ConnectionError, HTTPClientError)  # refused, reset, timed out, closed mid-answer
