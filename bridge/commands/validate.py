@@ -1,7 +1,8 @@
 """`cdc-bridge validate`: check a config file, its schema files and (with `--connect`) the services it names.
 
 Every problem found is reported at once in one `ConfigError` (exit 2); the report of a good file lists what
-was checked, so a user sees that `--connect` really reached DynamoDB and Kafka.
+was checked, so a user sees that `--connect` really reached DynamoDB and Kafka, and as whom it ran (the
+account and ARN of STS GetCallerIdentity, no secret).
 """
 
 from __future__ import annotations
@@ -45,11 +46,15 @@ def _schema_problems(config: Config) -> list[str]:
 
 
 def _check_dynamodb(config: Config) -> tuple[list[str], list[str]]:
-    from bridge.source.clients import aws_clients
+    from bridge.source.clients import aws_clients, aws_identity
 
     where = config.source.endpoint_url or f"AWS {config.source.region}"
-    report, problems = [], []
-    dynamodb, _streams = aws_clients(config)
+    try:
+        identity = aws_identity(config)
+        dynamodb, _streams = aws_clients(config)
+    except BridgeError as error:
+        return [], [f"source: {error} ({where})"]
+    report, problems = [f"AWS identity: account {identity.account}, arn {identity.arn}"], []
     for index, table in enumerate(config.tables):
         try:
             info = describe_table(dynamodb, table.name)
