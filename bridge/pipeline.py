@@ -16,6 +16,7 @@ import logging
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 
 from bridge.backoff import full_jitter
 from bridge.checkpoint import CheckpointStore, CheckpointTracker
@@ -38,11 +39,19 @@ class Pipeline:
     """One bridge run over all configured tables.
 
     `source` replaces the stream reader (anything with `StreamSource`'s methods: `start`, `get`,
-    `shard_done`, `caught_up`, `readiness`, `stop`); `sinks` replace the configured sinks.
+    `shard_done`, `caught_up`, `readiness`, `stop`); `sinks` replace the configured sinks; `clock` is what the
+    stream reader schedules its calls by.
     """
 
     def __init__(
-        self, config: Config, *, dynamodb=None, streams=None, sinks: list[Sink] | None = None, source=None
+        self,
+        config: Config,
+        *,
+        dynamodb=None,
+        streams=None,
+        sinks: list[Sink] | None = None,
+        source=None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.config = config
         self.given_sinks = sinks
@@ -60,6 +69,7 @@ class Pipeline:
                 poll_interval=config.source.poll_interval_ms / 1000,
                 discovery_interval=config.source.discovery_interval_s,
                 max_workers=config.source.max_workers,
+                clock=clock,
             )
         self.source = source
         self.dead_letters: DeadLetters = build_dead_letters(config)

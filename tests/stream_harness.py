@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import functools
 import threading
+import time
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from unittest import mock
 
 from bridge.config import Config, parse_config
 from bridge.pipeline import Pipeline
 from bridge.sinks.base import Sink
-from bridge.source.stream import StreamSource
 from tests.fake_streams import FakeAWS
 
 
@@ -92,10 +90,7 @@ def make_config(checkpoint: Path, tables: list[dict], shutdown_timeout_s: float 
 
 def pipeline(aws: FakeAWS, config: Config, sink: MemorySink, clock: Callable[[], float] | None = None) -> Pipeline:
     """The real pipeline over the fake's clients; with `clock`, its stream source schedules by that clock."""
-    if clock is None:
-        return Pipeline(config, dynamodb=aws.dynamodb, streams=aws.streams, sinks=[sink])
-    with mock.patch("bridge.pipeline.StreamSource", functools.partial(StreamSource, clock=clock)):
-        return Pipeline(config, dynamodb=aws.dynamodb, streams=aws.streams, sinks=[sink])
+    return Pipeline(config, dynamodb=aws.dynamodb, streams=aws.streams, sinks=[sink], clock=clock or time.monotonic)
 
 
 def run_until_caught_up(aws: FakeAWS, config: Config, sink: MemorySink) -> None:
