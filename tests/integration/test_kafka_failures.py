@@ -13,7 +13,11 @@ import boto3
 import pytest
 from kafka import KafkaAdminClient
 from kafka.admin import NewTopic
+from kafka.errors import SaslAuthenticationFailedError
 
+from bridge.secret import Secret
+from bridge.sinks.kafka import KafkaConfig
+from bridge.sinks.kafka_client import login_refusal
 from tests.bridge_process import run_bridge, write_config
 from tests.fault.bridge_runner import BridgeRunner, bridge_config
 from tests.fault.changes import TABLE, create_table, stream_changes
@@ -104,6 +108,24 @@ def test_a_refused_sasl_login_stops_at_once_naming_brokers_mechanism_and_user_no
     line = errors[0]
     assert sasl_broker.sasl_bootstrap in line and "PLAIN" in line and repr(sasl_broker.SASL_USER) in line, line
     assert "not ready (attempt 2)" not in result.stderr, "a refused login is not a broker that is not ready yet"
+
+
+def test_the_sasl_login_check_reads_every_refusal_and_accepts_the_right_password(sasl_broker):
+    """The broker sends its refusal just before it closes the connection; arriving with the close, it is still
+    read (kafka-python 3.0 drops it then, so its own connection attempts often never see it)."""
+
+    def sasl(password: str) -> KafkaConfig:
+        return KafkaConfig(
+            bootstrap_servers=sasl_broker.sasl_bootstrap,
+            security_protocol="SASL_PLAINTEXT",
+            sasl_mechanism="PLAIN",
+            sasl_username=sasl_broker.SASL_USER,
+            sasl_password=Secret(password),
+        )
+
+    refusals = [login_refusal(sasl(WRONG_PASSWORD)) for _ in range(5)]
+    assert all(isinstance(refusal, SaslAuthenticationFailedError) for refusal in refusals), refusals
+    assert login_refusal(sasl(sasl_broker.SASL_PASSWORD)) is None
 
 
 @pytest.mark.parametrize("create_topics", [False, True], ids=["create_topics_off", "create_topics_on"])
