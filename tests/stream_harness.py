@@ -122,13 +122,11 @@ def caught_up_within(changes: Changes | FakeAWS, config: Config, sink: MemorySin
         raise outcome[0]
 
 
-class BridgeThread:
-    """The pipeline running in a thread until `stop()`; `error` holds what `run` raised."""
+class PipelineThread:
+    """`pipeline.run()` in a thread until `stop()` (a drain); `error` holds what `run` raised."""
 
-    def __init__(
-        self, aws: FakeAWS, config: Config, sink: MemorySink, clock: Callable[[], float] | None = None
-    ) -> None:
-        self.pipeline = pipeline(aws, config, sink, clock)
+    def __init__(self, pipeline: Pipeline) -> None:
+        self.pipeline = pipeline
         self.error: BaseException | None = None
         self.thread = threading.Thread(target=self._run, daemon=True)
 
@@ -138,7 +136,7 @@ class BridgeThread:
         except BaseException as error:
             self.error = error
 
-    def __enter__(self) -> BridgeThread:
+    def __enter__(self):
         self.thread.start()
         return self
 
@@ -155,6 +153,25 @@ class BridgeThread:
         self.thread.join(timeout=timeout)
         assert not self.thread.is_alive(), "the pipeline is still running"
         return self.error
+
+    def delivered(self, sink: MemorySink, count: int):
+        """A `wait_for` condition: `sink` holds `count` events; fails at once when the run ended."""
+
+        def condition() -> bool:
+            if not self.thread.is_alive():
+                raise AssertionError(f"the pipeline ended: {self.error!r}")
+            return sink.count() == count
+
+        return condition
+
+
+class BridgeThread(PipelineThread):
+    """The real pipeline over the fake's clients, in a thread (see `pipeline`)."""
+
+    def __init__(
+        self, aws: FakeAWS, config: Config, sink: MemorySink, clock: Callable[[], float] | None = None
+    ) -> None:
+        super().__init__(pipeline(aws, config, sink, clock))
 
 
 def per_key_values(events: list[Delivered]) -> dict[tuple[str, str], list[int]]:

@@ -21,7 +21,7 @@ from bridge.source.clients import aws_clients
 from tests.bridge_process import run_bridge, write_config
 from tests.fake_sts import RefusingSTS
 from tests.polling import wait_for
-from tests.stream_harness import MemorySink
+from tests.stream_harness import MemorySink, PipelineThread
 from tests.tables import create_stream_table
 
 ROLE = "arn:aws:iam::123456789012:role/cdc-reader"
@@ -103,41 +103,6 @@ class SignedKeys:
             return self.keys[start:]
 
 
-class RunningPipeline:
-    """`pipeline.run()` in a thread, stopped (drained) at the end of the `with`."""
-
-    def __init__(self, pipeline: Pipeline) -> None:
-        self.pipeline = pipeline
-        self.error: BaseException | None = None
-        self.thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        try:
-            self.pipeline.run()
-        except BaseException as error:
-            self.error = error
-
-    def delivered(self, sink: MemorySink, count: int):
-        """A `wait_for` condition: `sink` holds `count` events; fails at once when the run ended."""
-
-        def condition() -> bool:
-            if not self.thread.is_alive():
-                raise AssertionError(f"the pipeline ended: {self.error!r}")
-            return sink.count() == count
-
-        return condition
-
-    def __enter__(self) -> RunningPipeline:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.pipeline.request_stop()
-        self.thread.join(30)
-        assert not self.thread.is_alive(), "the pipeline did not stop"
-        assert self.error is None, self.error
-
-
 def test_a_bridge_assuming_a_role_replicates_a_table(dynamodb, moto_endpoint, tmp_path):
     create_stream_table(dynamodb, TABLE)
     _put(dynamodb, range(5))
@@ -175,7 +140,7 @@ def test_expired_role_credentials_are_refreshed_during_a_run(dynamodb, moto_endp
     dynamodb_client, streams = aws_clients(config, session=base, clock=clock)
     signed = SignedKeys(dynamodb_client, streams)
     sink = MemorySink()
-    run = RunningPipeline(Pipeline(config, dynamodb=dynamodb_client, streams=streams, sinks=[sink]))
+    run = PipelineThread(Pipeline(config, dynamodb=dynamodb_client, streams=streams, sinks=[sink]))
     with run:
         wait_for(run.delivered(sink, 3), 30, "the first 3 changes")
         assert len(assumed.keys) == 1  # credentials of 15 minutes are not fetched again on every call
@@ -190,6 +155,7 @@ def test_expired_role_credentials_are_refreshed_during_a_run(dynamodb, moto_endp
     later = signed.since(after_expiry)  # may start with calls signed before the clock moved, still in flight
     assert assumed.keys[1] in later
     assert set(later[later.index(assumed.keys[1]) :]) == {assumed.keys[1]}  # the old ones are never used again
+    assert run.error is None, run.error
 
 
 def test_an_unknown_profile_exits_2_with_one_line(moto_endpoint, tmp_path):
