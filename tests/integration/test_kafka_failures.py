@@ -17,7 +17,8 @@ from kafka.errors import SaslAuthenticationFailedError
 
 from bridge.secret import Secret
 from bridge.sinks.kafka import KafkaConfig
-from bridge.sinks.kafka_client import login_refusal
+from bridge.sinks.kafka_client import client_options
+from bridge.sinks.kafka_login import login_refusal
 from tests.bridge_process import run_bridge, write_config
 from tests.fault.bridge_runner import BridgeRunner, bridge_config
 from tests.fault.changes import TABLE, create_table, stream_changes
@@ -123,9 +124,9 @@ def test_the_sasl_login_check_reads_every_refusal_and_accepts_the_right_password
             sasl_password=Secret(password),
         )
 
-    refusals = [login_refusal(sasl(WRONG_PASSWORD)) for _ in range(5)]
+    refusals = [login_refusal(client_options(sasl(WRONG_PASSWORD))) for _ in range(5)]
     assert all(isinstance(refusal, SaslAuthenticationFailedError) for refusal in refusals), refusals
-    assert login_refusal(sasl(sasl_broker.SASL_PASSWORD)) is None
+    assert login_refusal(client_options(sasl(sasl_broker.SASL_PASSWORD))) is None
 
 
 @pytest.mark.parametrize("create_topics", [False, True], ids=["create_topics_off", "create_topics_on"])
