@@ -9,7 +9,7 @@ tell which item changed. A dropped event still counts as handled for checkpointi
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 from bridge.config import TableConfig
 from bridge.normalize import ChangeEvent
@@ -29,15 +29,14 @@ def filter_event(event: ChangeEvent, table: TableConfig) -> ChangeEvent | None:
         return None
     if table.drop_ttl_deletes and event.op == "d" and event.ttl_expired:
         return None
-    if table.exclude_attributes:
-        excluded = frozenset(table.exclude_attributes)
+    if excluded := table.exclude_attributes:
         return dataclasses.replace(
             event, before=_without(event.before, excluded), after=_without(event.after, excluded)
         )
     return event
 
 
-def _without(item: dict | None, excluded: frozenset[str]) -> dict | None:
+def _without(item: dict | None, excluded: Collection[str]) -> dict | None:
     if item is None:
         return None
     return {name: value for name, value in item.items() if name not in excluded}

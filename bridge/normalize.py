@@ -12,6 +12,7 @@ import binascii
 import dataclasses
 import datetime as dt
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -303,6 +304,11 @@ def sequence_number_of(record: Any) -> str | None:
     if type(sequence) is str and sequence.isascii() and sequence.isdigit():
         return sequence
     return None
+
+
+def last_sequence_number(records: Sequence) -> str | None:
+    """The sequence number of the last of `records` that has one (a malformed record has none), else None."""
+    return next(filter(None, map(sequence_number_of, reversed(records))), None)
 
 
 def to_change_event(

@@ -73,8 +73,6 @@ class Pipeline:
             )
         self.source = source
         self.dead_letters: DeadLetters = build_dead_letters(config)
-        self.poison_counts: Counter[tuple[str, str]] = Counter()  # (table, policy), when the run ended
-        self.started = False  # the source described every table
         self.sinks: list[Sink] | None = None  # once every sink is open
         self.routes: dict[str, TableRoute] = {}  # table -> its route, once the tables are described
         self.unflushed = 0
@@ -90,7 +88,7 @@ class Pipeline:
 
     def readiness(self) -> list[str]:
         """What keeps this run from replicating now, one short sentence each (empty: ready), for `/ready`."""
-        problems = list(self.source.readiness()) if self.started else ["source: tables not described yet"]
+        problems = list(self.source.readiness()) if self.routes else ["source: tables not described yet"]
         sinks = self.sinks
         if sinks is None:
             return [*problems, "sinks: not opened yet"]
@@ -106,7 +104,6 @@ class Pipeline:
         source = self.source
         try:
             infos = source.start(cancel=self.stop_requested)
-            self.started = True
             self.routes = routes = build_routes(self.config, infos)
             sinks = self.given_sinks or self._make_sinks(routes)
             for route in routes.values():
@@ -125,12 +122,15 @@ class Pipeline:
                         sink.close()
                     except Exception as error:  # close never raises by contract; a plugin's must not hide the run's
                         log.error("closing %s failed: %r", type(sink).__name__, error)
-                for route in routes.values():
-                    self.poison_counts.update({(route.table.name, policy): n for policy, n in route.counts.items()})
                 if self.poison_counts:
                     log.warning("poison records routed this run: %s", dict(self.poison_counts))
         finally:
             self.tracker.close()  # the checkpoint file is free for the next run
+
+    @property
+    def poison_counts(self) -> Counter[tuple[str, str]]:
+        """Poison records routed so far, by (table, policy)."""
+        return Counter({(name, policy): n for name, route in self.routes.items() for policy, n in route.counts.items()})
 
     def _time_left(self) -> float:
         """Seconds until the stop deadline (`shutdown_timeout_s` after the stop request), else the whole timeout."""

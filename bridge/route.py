@@ -20,7 +20,7 @@ from bridge.codec.avro import EnvelopeCodec
 from bridge.config import Config, TableConfig
 from bridge.errors import FatalError, PoisonRecordError, RejectedEvent
 from bridge.filters import filter_event
-from bridge.normalize import ChangeEvent, sequence_number_of, to_change_event
+from bridge.normalize import ChangeEvent, last_sequence_number, sequence_number_of, to_change_event
 from bridge.ops import metrics
 from bridge.poison import DeadLetter
 from bridge.sinks.base import Sink, TableEncoding
@@ -58,7 +58,7 @@ class TableRoute:
     def route(self, records: Sequence, stream_arn: str, shard_id: str) -> Routed:
         """The events, dead letters and checkpoint position of `records` (stream records of one shard, in order)."""
         events: list[ChangeEvent] = []
-        letters: list[DeadLetter] = []
+        letters: list[DeadLetter | None] = []  # None for a record skipped by `skip`
         for record in records:
             try:
                 event = to_change_event(
@@ -73,7 +73,7 @@ class TableRoute:
             except PoisonRecordError as error:
                 sequence = sequence_number_of(record) or "?"
                 letter = DeadLetter(self.table.name, str(error), "normalize", stream_arn, shard_id, sequence, record)
-                self._poison(letter, letters)
+                letters.append(self._poison(letter))
                 continue
             try:
                 event = filter_event(event, self.table)
@@ -84,17 +84,14 @@ class TableRoute:
                 else:
                     event.before, event.after  # noqa: B018 - normalized now: a malformed image is poison here
             except PoisonRecordError as error:
-                self._poison(self._letter(event, str(error), "normalize"), letters)
+                letters.append(self._poison(self._letter(event, str(error), "normalize")))
                 continue
             events.append(event)
-        last = next(filter(None, map(sequence_number_of, reversed(records))), None)
-        return Routed(events, letters, last)
+        return Routed(events, [letter for letter in letters if letter], last_sequence_number(records))
 
     def rejected(self, error: RejectedEvent, sink: str) -> DeadLetter | None:
         """A sink refused one event (`RejectedEvent`): its dead letter under `dlq`, None under `skip`."""
-        letters: list[DeadLetter] = []
-        self._poison(self._letter(error.event, str(error), sink), letters)
-        return letters[0] if letters else None
+        return self._poison(self._letter(error.event, str(error), sink))
 
     def _letter(self, event: ChangeEvent, reason: str, stage: str) -> DeadLetter:
         position = event.position
@@ -108,7 +105,8 @@ class TableRoute:
             event.record,
         )
 
-    def _poison(self, letter: DeadLetter, letters: list[DeadLetter] | None = None) -> None:
+    def _poison(self, letter: DeadLetter) -> DeadLetter | None:
+        """Apply the table's policy to a poison record: `FatalError` under `fail`, the letter under `dlq`."""
         policy = self.table.on_poison
         metrics.poison_record(letter.table, policy)
         where = f"table {letter.table}, shard {letter.shard_id}, sequence number {letter.sequence_number}"
@@ -119,12 +117,12 @@ class TableRoute:
             )
         self.counts[policy] += 1
         if policy == "dlq":
-            letters.append(letter)
             log.warning(
                 "%s: poison record (%s) goes to the dead-letter destination: %s", where, letter.stage, letter.reason
             )
-        else:
-            log.error("%s: poison record (%s) SKIPPED (on_poison: skip): %s", where, letter.stage, letter.reason)
+            return letter
+        log.error("%s: poison record (%s) SKIPPED (on_poison: skip): %s", where, letter.stage, letter.reason)
+        return None
 
 
 def build_routes(config: Config, tables: Sequence[TableInfo]) -> dict[str, TableRoute]:

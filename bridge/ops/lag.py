@@ -24,7 +24,7 @@ from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from bridge.normalize import sequence_number_of
+from bridge.normalize import last_sequence_number
 
 log = logging.getLogger(__name__)
 RETENTION_S = 24 * 3600.0
@@ -71,15 +71,6 @@ def creation_time(record: dict) -> float | None:
     return None
 
 
-def _last_sequence(records: list) -> int | None:
-    """The sequence number of the last record that has one (a malformed record has none)."""
-    for record in reversed(records):
-        sequence = sequence_number_of(record)
-        if sequence is not None:
-            return int(sequence)
-    return None
-
-
 class LagTracker:
     """Iterator age and retention headroom of every shard being read; finished shards are forgotten."""
 
@@ -107,11 +98,11 @@ class LagTracker:
             else:
                 state.caught_up = False
                 times = [t for t in map(creation_time, records) if t is not None]
-                last = _last_sequence(records)
+                last = last_sequence_number(records)
                 if times:
                     state.newest_created = max(times[-1], state.newest_created or times[-1])
                 if times and last is not None:
-                    state.unacked.append(_Batch(last, min(times)))
+                    state.unacked.append(_Batch(int(last), min(times)))
             lag = self._lag(stream_arn, shard_id, state, now)
             self._warn(state, lag)
         return lag

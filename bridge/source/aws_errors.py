@@ -61,6 +61,15 @@ class MalformedAnswer(RetriableError):
     retried like a 5xx; the caller stops with a `FatalError` after `MALFORMED_LIMIT` of them in a row."""
 
 
+def malformed_streak(streak: int, error: BaseException) -> int:
+    """The answers in a row that were not well-formed, counting `error` (any other failure ends the streak);
+    `FatalError` once they reach `MALFORMED_LIMIT`."""
+    streak = streak + 1 if isinstance(error, MalformedAnswer) else 0
+    if streak >= MALFORMED_LIMIT:
+        raise FatalError(f"{error} ({streak} answers in a row were not well-formed)") from None
+    return streak
+
+
 class ResourceGone(Exception):
     """DynamoDB answered `ResourceNotFoundException`: the table, the stream or the shard no longer exists."""
 

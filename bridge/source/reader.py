@@ -19,8 +19,8 @@ import logging
 from botocore.exceptions import BotoCoreError, ClientError
 
 from bridge.errors import FatalError
-from bridge.normalize import sequence_number_of
-from bridge.source.aws_errors import MALFORMED_LIMIT, MalformedAnswer, classify, error_code
+from bridge.normalize import last_sequence_number
+from bridge.source.aws_errors import MalformedAnswer, classify, error_code, malformed_streak
 
 log = logging.getLogger(__name__)
 
@@ -91,11 +91,7 @@ class ShardReader:
             raise classify(error, f"reading shard {self.shard_id} of {self.stream_arn}") from error
         records, next_iterator = self._check(response)
         self.malformed = 0
-        for record in reversed(records):
-            sequence = sequence_number_of(record)
-            if sequence is not None:
-                self.last_sequence = sequence
-                break
+        self.last_sequence = last_sequence_number(records) or self.last_sequence
         self.iterator = next_iterator
         self.previous = used
         self.caught_up = not records
@@ -114,17 +110,14 @@ class ShardReader:
             problem = f"`NextShardIterator` is a {type(next_iterator).__name__}"
         raise self._malformed("GetRecords", problem)
 
-    def _malformed(self, call: str, problem: str) -> Exception:
-        """A 200 answer that is not what `call` returns: `MalformedAnswer` (the iterator is kept), or
+    def _malformed(self, call: str, problem: str) -> MalformedAnswer:
+        """A 200 answer that is not what `call` returns: `MalformedAnswer` (the iterator is kept); raises
         `FatalError` once `MALFORMED_LIMIT` answers in a row were like that."""
-        self.malformed += 1
-        where = f"shard {self.shard_id} of {self.stream_arn}"
-        if self.malformed >= MALFORMED_LIMIT:
-            return FatalError(
-                f"{where}: {self.malformed} answers in a row were not well-formed (the last, to {call}: {problem}); "
-                f"stopping with the checkpoint at {self.last_sequence or 'the shard start'}"
-            )
-        return MalformedAnswer(f"{where}: the {call} answer is not well-formed ({problem})")
+        error = MalformedAnswer(
+            f"shard {self.shard_id} of {self.stream_arn}: the {call} answer is not well-formed ({problem})"
+        )
+        self.malformed = malformed_streak(self.malformed, error)
+        return error
 
     def end_unconfirmed(self) -> None:
         """The last answer had no `NextShardIterator`, but the shard is not listed as closed: read on from where

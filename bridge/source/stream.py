@@ -35,7 +35,7 @@ from bridge.backoff import full_jitter
 from bridge.checkpoint import CheckpointTracker, ShardKey
 from bridge.errors import FatalError, RetriableError
 from bridge.ops import metrics
-from bridge.source.aws_errors import MALFORMED_LIMIT, MalformedAnswer, ResourceGone
+from bridge.source.aws_errors import MalformedAnswer, ResourceGone, malformed_streak
 from bridge.source.discovery import TableInfo, describe_table, list_shards
 from bridge.source.reader import ShardReader
 from bridge.source.table_stream import TableStream
@@ -136,9 +136,7 @@ class StreamSource:
                 return describe_table(self.dynamodb, name)
             except RetriableError as error:
                 failures += 1
-                malformed = malformed + 1 if isinstance(error, MalformedAnswer) else 0
-                if malformed >= MALFORMED_LIMIT:
-                    raise FatalError(f"{error} ({malformed} answers in a row)") from None
+                malformed = malformed_streak(malformed, error)
                 delay = max(self.poll_interval, backoff_delay(failures))
                 log.warning("%s; describing it again in %.2f s (attempt %d)", error, delay, failures)
                 if cancel.wait(delay):
@@ -236,9 +234,7 @@ class StreamSource:
             listing = list_shards(self.streams_client, table.info.stream_arn)
         except RetriableError as error:
             table.failures += 1
-            table.malformed = table.malformed + 1 if isinstance(error, MalformedAnswer) else 0
-            if table.malformed >= MALFORMED_LIMIT:
-                raise FatalError(f"{error} ({table.malformed} answers in a row)") from None
+            table.malformed = malformed_streak(table.malformed, error)
             table.next_discovery = self.clock() + max(self.poll_interval, backoff_delay(table.failures))
             log.warning("%s; will list again", error)
             return

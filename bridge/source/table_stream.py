@@ -79,7 +79,7 @@ class TableStream:
 
     def _start_at_latest(self, shards: list[dict]) -> None:
         for shard in shards:
-            if "EndingSequenceNumber" in shard.get("SequenceNumberRange", {}):
+            if shard["ShardId"] in self.tree.closed:
                 self.tree.finish(shard["ShardId"])
             else:
                 self.latest_shards.add(shard["ShardId"])
