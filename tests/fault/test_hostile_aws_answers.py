@@ -27,28 +27,27 @@ def world():
     endpoint.close()
 
 
-@pytest.mark.parametrize("damage", [cut_short, empty, closed_mid_body], ids=lambda d: d.__name__)
-def test_a_damaged_get_records_body_is_read_again_and_never_ends_the_shard(tmp_path, world, damage):
+@pytest.mark.parametrize(
+    ("operation", "damage"),
+    [
+        ("GetRecords", cut_short),
+        ("GetRecords", empty),
+        ("GetRecords", closed_mid_body),
+        ("DescribeStream", cut_short),
+        ("DescribeStream", empty),
+    ],
+    ids=lambda value: value if isinstance(value, str) else value.__name__,
+)
+def test_a_damaged_answer_is_asked_again_and_never_ends_the_shard(tmp_path, world, operation, damage):
     changes, endpoint = world
     changes.many("T", 50)
-    endpoint.damage_next("GetRecords", damage, times=2)
+    endpoint.damage_next(operation, damage, times=2)
     config = make_config(tmp_path / "cp.json", [{"name": "T"}], endpoint_url=endpoint.url, region="us-east-1")
     sink = MemorySink()
     caught_up_within(None, config, sink)
     assert_exactly_once_in_order(sink.events, changes.written)
     ((_, checkpoint),) = CheckpointStore(tmp_path / "cp.json").load().items()
     assert checkpoint.finished is False
-
-
-@pytest.mark.parametrize("damage", [cut_short, empty], ids=lambda d: d.__name__)
-def test_a_damaged_describe_stream_body_is_listed_again(tmp_path, world, damage):
-    changes, endpoint = world
-    changes.many("T", 20)
-    endpoint.damage_next("DescribeStream", damage, times=2)
-    config = make_config(tmp_path / "cp.json", [{"name": "T"}], endpoint_url=endpoint.url, region="us-east-1")
-    sink = MemorySink()
-    caught_up_within(None, config, sink)
-    assert_exactly_once_in_order(sink.events, changes.written)
 
 
 def _config_file(tmp_path, endpoint: FakeEndpoint):

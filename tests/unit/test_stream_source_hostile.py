@@ -18,6 +18,7 @@ from bridge.errors import ConfigError, FatalError
 from bridge.source.aws_errors import MALFORMED_LIMIT, RetriableError
 from tests.stream_harness import (
     BridgeThread,
+    Changes,
     MemorySink,
     assert_exactly_once_in_order,
     caught_up_within,
@@ -32,6 +33,14 @@ NEVER = float("inf")
 def quick_backoff(monkeypatch):
     """Retries within 0.2 s: the tests that retry until the limit then take a second, not half a minute."""
     monkeypatch.setattr("bridge.source.stream.BACKOFF_CAP", 0.2)
+
+
+def replicate_everything(tmp_path, changes: Changes) -> MemorySink:
+    """Table T read until caught up: every change written arrives exactly once, in order per item."""
+    sink = MemorySink()
+    caught_up_within(changes, make_config(tmp_path / "cp.json", [{"name": "T"}]), sink)
+    assert_exactly_once_in_order(sink.events, changes.written)
+    return sink
 
 
 def only_checkpoint(path):
@@ -51,9 +60,7 @@ def test_an_answer_without_records_is_retried_and_does_not_finish_the_shard(tmp_
     changes.aws.create_table("T")
     changes.many("T", 30)
     changes.aws.answer_next("GetRecords", lambda _: dict(answer), times=2)
-    sink = MemorySink()
-    caught_up_within(changes, make_config(tmp_path / "cp.json", [{"name": "T"}]), sink)
-    assert_exactly_once_in_order(sink.events, changes.written)
+    replicate_everything(tmp_path, changes)
     assert only_checkpoint(tmp_path / "cp.json").finished is False
 
 
@@ -64,9 +71,7 @@ def test_no_next_iterator_on_a_shard_listed_open_is_not_its_end(tmp_path, change
     aws.answer_next("GetRecords", lambda answer: {**answer, "NextShardIterator": None})
     with aws.lock:
         changes.many("T", 10)  # after the page that claims the end
-    sink = MemorySink()
-    caught_up_within(changes, make_config(tmp_path / "cp.json", [{"name": "T"}]), sink)
-    assert_exactly_once_in_order(sink.events, changes.written)
+    replicate_everything(tmp_path, changes)
     assert only_checkpoint(tmp_path / "cp.json").finished is False
 
 
@@ -76,9 +81,7 @@ def test_a_closed_shard_is_still_finished_at_its_end(tmp_path, changes):
     (shard,) = aws.open_shards("T")
     changes.many("T", 10)
     aws.close(shard)
-    sink = MemorySink()
-    caught_up_within(changes, make_config(tmp_path / "cp.json", [{"name": "T"}]), sink)
-    assert_exactly_once_in_order(sink.events, changes.written)
+    replicate_everything(tmp_path, changes)
     assert only_checkpoint(tmp_path / "cp.json").finished is True
 
 
@@ -99,18 +102,14 @@ def test_a_few_unusable_pages_are_retried_and_nothing_is_lost(tmp_path, changes)
     changes.aws.create_table("T")
     changes.many("T", 20)
     changes.aws.answer_next("GetRecords", lambda answer: {**answer, "Records": "garbage"}, times=3)
-    sink = MemorySink()
-    caught_up_within(changes, make_config(tmp_path / "cp.json", [{"name": "T"}]), sink)
-    assert_exactly_once_in_order(sink.events, changes.written)
+    replicate_everything(tmp_path, changes)
 
 
 def test_a_shard_iterator_answer_without_an_iterator_is_retried(tmp_path, changes):
     changes.aws.create_table("T")
     changes.many("T", 20)
     changes.aws.answer_next("GetShardIterator", lambda _: {}, times=2)
-    sink = MemorySink()
-    caught_up_within(changes, make_config(tmp_path / "cp.json", [{"name": "T"}]), sink)
-    assert_exactly_once_in_order(sink.events, changes.written)
+    replicate_everything(tmp_path, changes)
 
 
 # -- malformed records are poison, not a dead thread or a traceback -------------------------------------------
@@ -183,9 +182,7 @@ def test_describe_stream_paging_that_repeats_a_few_times_is_listed_again(tmp_pat
     changes.aws.create_table("T")
     changes.many("T", 10)
     changes.aws.answer_next("DescribeStream", _repeat_paging, times=2)
-    sink = MemorySink()
-    caught_up_within(changes, make_config(tmp_path / "cp.json", [{"name": "T"}]), sink)
-    assert_exactly_once_in_order(sink.events, changes.written)
+    replicate_everything(tmp_path, changes)
 
 
 def test_stop_keeps_its_deadline_while_get_records_is_stalled(tmp_path, changes):
@@ -228,9 +225,7 @@ def test_describe_table_5xx_at_start_is_retried(tmp_path, changes):
     changes.aws.create_table("T")
     changes.many("T", 10)
     changes.aws.fail_next("DescribeTable", "InternalServerError", times=3)
-    sink = MemorySink()
-    caught_up_within(changes, make_config(tmp_path / "cp.json", [{"name": "T"}]), sink)
-    assert_exactly_once_in_order(sink.events, changes.written)
+    replicate_everything(tmp_path, changes)
 
 
 def test_describe_table_without_a_key_schema_is_retried_then_fatal(tmp_path, changes, quick_backoff):
@@ -279,7 +274,5 @@ def test_shards_in_a_parent_cycle_are_all_read(tmp_path, changes):
         shards = aws.stream_of("T").shards
         shards[first].parent, shards[second].parent = second, first
     changes.many("T", 40)
-    sink = MemorySink()
-    caught_up_within(changes, make_config(tmp_path / "cp.json", [{"name": "T"}]), sink)
-    assert_exactly_once_in_order(sink.events, changes.written)
+    sink = replicate_everything(tmp_path, changes)
     assert {event.shard_id for event in sink.events} == {first, second}
