@@ -1,4 +1,5 @@
-"""Per-shard checkpoints: the last sequence number every sink acknowledged, and whether the shard is finished.
+"""Per-shard checkpoints: the last sequence number every sink acknowledged, and whether the shard is finished;
+per-table snapshot positions: where each Scan segment resumes.
 
 The file store replaces its file atomically (temp file, fsync, rename, fsync of the folder), so a crash at
 any instant leaves either the old or the new checkpoint, never a torn one. One run at a time owns the file:
@@ -7,6 +8,7 @@ the tracker of a run locks it before loading it (`CheckpointLock`); read-only co
 
 from __future__ import annotations
 
+import dataclasses
 import fcntl
 import json
 import os
@@ -29,6 +31,56 @@ class ShardCheckpoint:
 
     sequence_number: str | None = None
     finished: bool = False
+
+
+@dataclass(frozen=True)
+class SegmentPosition:
+    """Where one Scan segment of a snapshot resumes: `ExclusiveStartKey` (attribute-value JSON as the Scan
+    answer gave it; None: from the segment's start), whether it reached its end, and items written from it."""
+
+    last_key: dict | None = None
+    done: bool = False
+    items: int = 0
+
+
+@dataclass(frozen=True)
+class SnapshotCheckpoint:
+    """A table's snapshot: when it started (epoch ms, also its id), why (`initial`, `requested`, `trimmed`),
+    each segment's position, and whether every item was written (`done`)."""
+
+    started_ms: int
+    reason: str
+    segments: tuple[SegmentPosition, ...]
+    done: bool = False
+
+    @property
+    def items(self) -> int:
+        """Items written so far, all segments."""
+        return sum(segment.items for segment in self.segments)
+
+
+def _snapshot(entry: dict) -> SnapshotCheckpoint:
+    segments = []
+    for segment in entry["segments"]:
+        last_key, done, items = segment["last_key"], segment["done"], segment["items"]
+        if not (last_key is None or isinstance(last_key, dict)) or not isinstance(done, bool):
+            raise ValueError(f"bad snapshot segment {segment!r}")
+        if type(items) is not int or items < 0:
+            raise ValueError(f"bad snapshot segment {segment!r}")
+        segments.append(SegmentPosition(last_key, done, items))
+    started, reason, done = entry["started_ms"], entry["reason"], entry["done"]
+    if type(started) is not int or not isinstance(reason, str) or not isinstance(done, bool) or not segments:
+        raise ValueError(f"bad snapshot entry {entry!r}")
+    return SnapshotCheckpoint(started, reason, tuple(segments), done)
+
+
+def _snapshot_entry(snapshot: SnapshotCheckpoint) -> dict:
+    return {
+        "started_ms": snapshot.started_ms,
+        "reason": snapshot.reason,
+        "done": snapshot.done,
+        "segments": [dataclasses.asdict(segment) for segment in snapshot.segments],
+    }
 
 
 def _entry(entry: dict) -> ShardCheckpoint:
@@ -105,7 +157,8 @@ def _holder(fd: int) -> str:
 
 
 class CheckpointStore:
-    """Checkpoints in one JSON file: `{"version": 1, "streams": {arn: {shard_id: {...}}}}`.
+    """Checkpoints in one JSON file: `{"version": 2, "streams": {arn: {shard_id: {...}}}, "snapshots": {table:
+    {...}}}` (version 1, without snapshots, is read too).
 
     `load` alone takes no lock (read-only commands work while a bridge runs); `lock` takes the file for a run.
     """
@@ -126,34 +179,45 @@ class CheckpointStore:
             self._lock = None
 
     def load(self) -> dict[ShardKey, ShardCheckpoint]:
-        """All stored checkpoints; none when the file does not exist. A corrupt file is an error, never empty."""
+        """All stored shard checkpoints; none when the file does not exist."""
+        return self.read()[0]
+
+    def read(self) -> tuple[dict[ShardKey, ShardCheckpoint], dict[str, SnapshotCheckpoint]]:
+        """Shard checkpoints and snapshots by table; none when the file does not exist. A corrupt file is an
+        error, never empty."""
         try:
             data = json.loads(self.path.read_text())
         except FileNotFoundError:
-            return {}
+            return {}, {}
         except (OSError, ValueError, RecursionError) as error:  # RecursionError: nested too deeply for json
             raise ConfigError(f"checkpoint file {self.path} cannot be read: {error}") from None
         try:
-            if data["version"] != 1:
+            if data["version"] not in (1, 2):
                 raise ValueError(f"unknown version {data['version']!r}")
-            return {
+            shards = {
                 (arn, shard_id): _entry(entry)
                 for arn, shards in data["streams"].items()
                 for shard_id, entry in shards.items()
             }
+            snapshots = {table: _snapshot(entry) for table, entry in data.get("snapshots", {}).items()}
+            return shards, snapshots
         except (KeyError, AttributeError, TypeError, ValueError) as error:
             raise ConfigError(
                 f"checkpoint file {self.path} is not a cdc-bridge checkpoint ({error!r}); move it away to start "
                 "over (tables then start at their start_position), or restore a good copy"
             ) from None
 
-    def save(self, checkpoints: dict[ShardKey, ShardCheckpoint]) -> None:
+    def save(
+        self, checkpoints: dict[ShardKey, ShardCheckpoint], snapshots: dict[str, SnapshotCheckpoint] | None = None
+    ) -> None:
         """Replace the stored checkpoints atomically; raises `FatalError` when the disk refuses."""
         streams: dict[str, dict] = {}
         for (arn, shard_id), checkpoint in sorted(checkpoints.items()):
             entry = {"sequence_number": checkpoint.sequence_number, "finished": checkpoint.finished}
             streams.setdefault(arn, {})[shard_id] = entry
-        payload = json.dumps({"version": 1, "streams": streams}, indent=1).encode()
+        document = {"version": 2, "streams": streams}
+        document["snapshots"] = {table: _snapshot_entry(s) for table, s in sorted((snapshots or {}).items())}
+        payload = json.dumps(document, indent=1).encode()
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             fd, temp = tempfile.mkstemp(dir=self.path.parent, prefix=self.path.name, suffix=".tmp")
@@ -179,22 +243,28 @@ class CheckpointTracker:
     """Positions written to the sinks since the last flush; `commit()` makes them the checkpoint.
 
     The tracker belongs to one run: it locks the store before loading it (so nothing is read from a stream
-    under another bridge's positions) and holds the lock until `close()`. It is the one ledger of shard
-    positions: the pipeline thread records what was written and commits, the stream reader's dispatcher
-    thread reports shards to forget (`forget` and `commit` share `self.lock`).
+    under another bridge's positions) and holds the lock until `close()`. It is the one ledger of shard and
+    snapshot positions: the pipeline thread records what was written and commits, the stream reader's
+    dispatcher thread reports shards to forget (`forget` and `commit` share `self.lock`).
     """
 
     def __init__(self, store: CheckpointStore) -> None:
         self.store = store
         store.lock()
         try:
-            self.acked = store.load()
+            self.acked, self.acked_snapshots = store.read()
         except BaseException:
             store.close()
             raise
         self.pending: dict[ShardKey, ShardCheckpoint] = {}
+        self.pending_snapshots: dict[str, SnapshotCheckpoint] = {}
         self.forgotten: set[ShardKey] = set()
         self.lock = threading.Lock()
+
+    @property
+    def has_pending(self) -> bool:
+        """Something was written since the last commit."""
+        return bool(self.pending or self.pending_snapshots)
 
     def written(self, stream_arn: str, shard_id: str, sequence_number: str) -> None:
         """Everything of this shard up to `sequence_number` was written."""
@@ -206,6 +276,20 @@ class CheckpointTracker:
         last = self.pending.get(key) or self.acked.get(key) or ShardCheckpoint()
         self.pending[key] = ShardCheckpoint(last.sequence_number, True)
 
+    def snapshot(self, table: str) -> SnapshotCheckpoint | None:
+        """The table's snapshot as last recorded (written or committed), None when it never had one."""
+        return self.pending_snapshots.get(table) or self.acked_snapshots.get(table)
+
+    def snapshot_written(self, table: str, snapshot: SnapshotCheckpoint) -> None:
+        """The table's snapshot reached `snapshot` (every item before each segment's position was written)."""
+        self.pending_snapshots[table] = snapshot
+
+    def knows(self, table: str) -> bool:
+        """The checkpoint holds positions of some stream of `table`, or a snapshot of it."""
+        from bridge.source.discovery import table_of_stream
+
+        return table in self.acked_snapshots or any(table_of_stream(arn) == table for arn, _ in self.acked)
+
     def forget(self, keys: set[ShardKey]) -> None:
         """Drop these shards (finished and no longer listed, or of a stream that is gone) at the next commit."""
         with self.lock:
@@ -215,17 +299,18 @@ class CheckpointTracker:
         """Call after every sink flushed: stores the pending positions (minus forgotten shards) as the checkpoint."""
         with self.lock:
             forgotten, self.forgotten = self.forgotten, set()
-        if not self.pending and not forgotten:
+        if not self.has_pending and not forgotten:
             return
         merged = {key: value for key, value in {**self.acked, **self.pending}.items() if key not in forgotten}
+        snapshots = {**self.acked_snapshots, **self.pending_snapshots}
         try:
-            self.store.save(merged)
+            self.store.save(merged, snapshots)
         except BaseException:
             with self.lock:
                 self.forgotten |= forgotten
             raise
-        self.acked = merged
-        self.pending = {}
+        self.acked, self.acked_snapshots = merged, snapshots
+        self.pending, self.pending_snapshots = {}, {}
 
     def close(self) -> None:
         """The run is over: release the checkpoint file for the next one (nothing is committed after this)."""

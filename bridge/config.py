@@ -128,9 +128,40 @@ class TableConfig:
         "Where the first run (no checkpoint) starts: the oldest record kept (24 h) or only new changes.",
         default="trim_horizon",
     )
-    on_trimmed: Literal["fail", "resume_from_trim_horizon"] = doc(
-        "When a checkpoint is older than the stream's retention: stop with an error, or log the gap and go on.",
+    on_trimmed: Literal["fail", "resume_from_trim_horizon", "resnapshot"] = doc(
+        "When a checkpoint is older than the stream's retention: stop with an error, log the gap and go on, or "
+        "log the gap and take a new snapshot of the table (same handoff as `snapshot`) so consumers converge.",
         default="fail",
+    )
+    snapshot: Literal["never", "initial", "initial_only"] = doc(
+        "Read every item of the table as an `op: r` event: `initial` when the checkpoint knows nothing of the "
+        "table, then keep streaming; `initial_only` the same, then exit 0 once every such table is done; "
+        "`never` streams changes only. With a snapshot the stream starts at its latest position, fixed before "
+        "the first Scan page (`start_position` applies to `never` only).",
+        default="initial",
+    )
+    snapshot_segments: int = doc(
+        "Parallel Scan segments of a snapshot (threads; resumable each).", at_least=1, at_most=1000, default=4
+    )
+    snapshot_max_read_units_per_s: float | None = doc(
+        "Read capacity a snapshot may use per second (from the Scan answers' ConsumedCapacity), shared by its "
+        "segments; unset: no budget (DynamoDB throttling still backs the scan off).",
+        above=0,
+        default=None,
+    )
+    snapshot_consistent_read: bool = doc(
+        "Scan with strongly consistent reads (twice the read units of eventually consistent ones).", default=True
+    )
+    snapshot_handoff_margin_ms: int = doc(
+        "How long after a write its stream record may still be unseen, and how far this host's clock may be "
+        "from AWS's: a scanned page is written only when the stream was read that far past the page.",
+        at_most=600_000,
+        default=1000,
+    )
+    enrich: Literal["none", "current_item"] = doc(
+        "`current_item`: fill `after` of inserts and modifies whose stream record has no new image (`KEYS_ONLY`, "
+        "`OLD_IMAGE` streams) with the item as a consistent BatchGetItem reads it (marked `source.current_item`).",
+        default="none",
     )
     key: Literal["partition", "primary"] = doc(
         "Kafka key: the partition key value, or partition + sort key as canonical JSON.", default="partition"
@@ -556,6 +587,14 @@ def _check(config: Config, ctx: _Context) -> None:
         seen.add(table.name)
         if not table.include_ops:
             raise ctx.error(_join(_join("tables", index), "include_ops"), "expected at least one of c, u, d")
+    modes = {table.snapshot == "initial_only" for table in config.tables}
+    if len(modes) > 1:
+        index = next(i for i, table in enumerate(config.tables) if table.snapshot == "initial_only")
+        raise ctx.error(
+            _join(_join("tables", index), "snapshot"),
+            "`initial_only` ends the run once its snapshot is done, which would stop the other tables' streams "
+            "too: give every table `initial_only`, or run the snapshot-only tables with a config of their own",
+        )
     names = tuple(table.name for table in config.tables)
     for index, sink in enumerate(config.sinks):
         path = _join("sinks", index)

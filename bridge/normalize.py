@@ -65,6 +65,7 @@ class ChangeEvent:
     view_type: str
     region: str
     record: Any = dataclasses.field(default=None, compare=False, repr=False)  # the stream record, for dead letters
+    current_item: bool = False  # `after` is the item as read from the table (snapshot, enrichment), not the change's
 
     @property
     def partition_key(self) -> Any:
@@ -101,6 +102,7 @@ class LazyChangeEvent(ChangeEvent):
         view_type: str,
         region: str,
         record: Any = None,
+        current_item: bool = False,
         raw_images: tuple[Any, Any] | None = None,
     ) -> None:
         setattr_ = object.__setattr__
@@ -115,6 +117,7 @@ class LazyChangeEvent(ChangeEvent):
             ("view_type", view_type),
             ("region", region),
             ("record", record),
+            ("current_item", current_item),
             ("raw_images", raw_images),
             ("encoded", None),
             ("_before", before),
@@ -368,7 +371,7 @@ def to_change_event(
             data.get("StreamViewType", ""),
             region or record.get("awsRegion", ""),
             record,
-            (old_image, new_image),
+            raw_images=(old_image, new_image),
         )
     return ChangeEvent(
         op=op,
@@ -383,4 +386,44 @@ def to_change_event(
         view_type=data.get("StreamViewType", ""),
         region=region or record.get("awsRegion", ""),
         record=record,
+    )
+
+
+def to_snapshot_event(
+    item: Any,
+    *,
+    table: str,
+    key_names: tuple[str, ...],
+    region: str,
+    position: Position,
+    event_id: str,
+    read_ms: int,
+    view_type: str,
+) -> LazyChangeEvent:
+    """One item of a table `Scan` (attribute-value JSON as the answer gives it) as an `op: r` change event.
+
+    `after` is the item (normalized when first read, like a stream image), `before` is None; `position` names
+    the scan segment, `read_ms` is when the page holding the item was read.
+    """
+    if type(item) is not dict:
+        raise PoisonRecordError(f"a scanned item must be an object of attribute values, got {type(item).__name__}")
+    missing = [name for name in key_names if name not in item]
+    if missing or not key_names:
+        raise PoisonRecordError(f"scanned item has no key attribute {', '.join(missing) or '?'}", "Keys")
+    keys = _image({"Keys": {name: item[name] for name in key_names}}, "Keys")
+    return LazyChangeEvent(
+        "r",
+        table,
+        keys,
+        None,
+        _PENDING,
+        position,
+        event_id,
+        read_ms,
+        False,
+        view_type,
+        region,
+        item,
+        current_item=True,
+        raw_images=(None, item),
     )

@@ -1,6 +1,7 @@
 """Moves batches: source -> the table's route -> every sink -> commit -> checkpoint. It owns the lifecycle.
 
-Steady state: take a batch of one shard, run it through its table's route (bridge/route.py: normalize,
+Steady state: take a batch of one shard (or a Scan page of a table's snapshot, once the stream was read past
+it: bridge/source/snapshot.py), run it through its table's route (bridge/route.py: normalize,
 filters, pre-encoding, poison policy), write the events to every sink and the dead letters to their
 destination; every `checkpoint.interval_s` (or after `MAX_UNFLUSHED_EVENTS` events) flush all sinks and the
 dead-letter destinations and only then store the checkpoint. While a flush fails (broker away) nothing more
@@ -12,11 +13,12 @@ fails (exit 1) with the checkpoint still before the unacknowledged records.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from bridge.backoff import full_jitter
 from bridge.checkpoint import CheckpointStore, CheckpointTracker
@@ -25,10 +27,12 @@ from bridge.errors import FatalError, PoisonRecordError, RejectedEvent, Retriabl
 from bridge.normalize import ChangeEvent
 from bridge.ops import metrics
 from bridge.poison import DeadLetter, DeadLetters, build_dead_letters
-from bridge.route import TableRoute, build_routes
+from bridge.route import Routed, TableRoute, build_routes
 from bridge.sinks import Sink, load_sink
+from bridge.snapshots import Snapshots, plan
 from bridge.source import ShardBatch, StreamSource
 from bridge.source.clients import aws_clients
+from bridge.source.scan import TableScan
 
 log = logging.getLogger(__name__)
 MAX_UNFLUSHED_EVENTS = 20_000  # events written since the last flush before reading pauses for one
@@ -39,8 +43,9 @@ class Pipeline:
     """One bridge run over all configured tables.
 
     `source` replaces the stream reader (anything with `StreamSource`'s methods: `start`, `get`,
-    `shard_done`, `caught_up`, `readiness`, `stop`); `sinks` replace the configured sinks; `clock` is what the
-    stream reader schedules its calls by.
+    `shard_done`, `caught_up`, `readiness`, `watermark`, `resnapshots`, `stop`); `sinks` replace the
+    configured sinks; `clock` is what the stream reader schedules its calls by. `snapshot` names tables to take a
+    new snapshot of (`run --snapshot`); `scans(table, snapshot)` replaces the snapshot's `TableScan`.
     """
 
     def __init__(
@@ -52,17 +57,24 @@ class Pipeline:
         sinks: list[Sink] | None = None,
         source=None,
         clock: Callable[[], float] = time.monotonic,
+        snapshot: Iterable[str] = (),
+        scans: Callable | None = None,
     ) -> None:
         self.config = config
         self.given_sinks = sinks
         self.stop_requested = threading.Event()
         self.stop_deadline = float("inf")
         self.tracker = CheckpointTracker(CheckpointStore(config.checkpoint.path))
+        starts = plan(config, self.tracker, set(snapshot), round(time.time() * 1000))
         if source is None:
             if dynamodb is None or streams is None:
                 dynamodb, streams = aws_clients(config)
+            tables = [
+                dataclasses.replace(table, start_position=starts[table.name]) if table.name in starts else table
+                for table in config.tables
+            ]
             source = StreamSource(
-                config.tables,
+                tables,
                 dynamodb,
                 streams,
                 self.tracker,
@@ -72,6 +84,10 @@ class Pipeline:
                 clock=clock,
             )
         self.source = source
+        self.dynamodb = dynamodb
+        self.snapshots = Snapshots(config, self.tracker, scans or self._scan)
+        self.only_snapshots = all(table.snapshot == "initial_only" for table in config.tables)
+        self.stream_arns: dict[str, str] = {}
         self.dead_letters: DeadLetters = build_dead_letters(config)
         self.sinks: list[Sink] | None = None  # once every sink is open
         self.routes: dict[str, TableRoute] = {}  # table -> its route, once the tables are described
@@ -105,6 +121,7 @@ class Pipeline:
         try:
             infos = source.start(cancel=self.stop_requested)
             self.routes = routes = build_routes(self.config, infos)
+            self.stream_arns = {info.name: info.stream_arn for info in infos}
             sinks = self.given_sinks or self._make_sinks(routes)
             for route in routes.values():
                 route.serve(sinks)
@@ -112,10 +129,13 @@ class Pipeline:
                 for sink in [*sinks, self.dead_letters]:
                     self._open(sink)
                 self.sinks = sinks
+                self.snapshots.open(infos)
                 self._loop(routes, sinks, until_caught_up)
+                self.snapshots.stop(self._time_left())
                 source.stop(self._time_left())
                 self._commit(sinks)
             finally:
+                self.snapshots.stop(self._time_left())
                 source.stop(self._time_left())
                 for sink in [*sinks, self.dead_letters]:
                     try:
@@ -137,6 +157,15 @@ class Pipeline:
         if self.stop_requested.is_set():
             return max(0.0, self.stop_deadline - time.monotonic())
         return self.config.shutdown_timeout_s
+
+    def _scan(self, table, snapshot) -> TableScan:
+        return TableScan(
+            self.dynamodb,
+            table.name,
+            snapshot.segments,
+            consistent_read=table.snapshot_consistent_read,
+            max_read_units_per_s=table.snapshot_max_read_units_per_s,
+        )
 
     def _make_sinks(self, routes: dict[str, TableRoute]) -> list[Sink]:
         encodings = {name: route.encoding for name, route in routes.items()}
@@ -164,27 +193,47 @@ class Pipeline:
             batch = self.source.get(timeout=0.05)
             if batch is not None:
                 self._write(batch, routes[batch.table.name], sinks)
+            self._write_snapshots(routes, sinks)
             if time.monotonic() >= next_commit or self.unflushed >= MAX_UNFLUSHED_EVENTS:
                 self._commit(sinks)
                 next_commit = time.monotonic() + interval
-            if until_caught_up and batch is None and self.source.caught_up():
+            if self.only_snapshots and self.snapshots.all_done():
+                log.info("every snapshot is done (snapshot: initial_only); stopping")
+                return
+            if until_caught_up and batch is None and self.snapshots.all_done() and self.source.caught_up():
                 log.info("caught up with every shard")
                 return
 
     def _write(self, batch: ShardBatch, route: TableRoute, sinks: list[Sink]) -> None:
         routed = route.route(batch.records, batch.table.stream_arn, batch.shard_id)
-        letters = list(routed.letters)
-        if routed.events:
-            for sink in sinks:
-                letters += self._write_to(sink, routed.events, route)
-            self.unflushed += len(routed.events)
-            metrics.events_written(routed.events)
-        self.dead_letters.write(letters)
+        self._deliver(routed, routed.events, route, sinks)
+        self.snapshots.saw(batch.table.name, routed.events)
         if routed.last_sequence is not None:
             self.tracker.written(batch.table.stream_arn, batch.shard_id, routed.last_sequence)
         if batch.ended:
             self.tracker.finished(batch.table.stream_arn, batch.shard_id)
             self.source.shard_done(batch)
+
+    def _write_snapshots(self, routes: dict[str, TableRoute], sinks: list[Sink]) -> None:
+        """Take the snapshots the stream asks for, and write the Scan pages the stream was read past."""
+        for name in self.source.resnapshots():
+            self.snapshots.request(name, "trimmed")
+        for snapshot, page in self.snapshots.ready(self.source.watermark):
+            route = routes[snapshot.table]
+            ids = self.snapshots.event_ids(snapshot, page)
+            routed = route.rows(page.items, self.stream_arns[snapshot.table], page.segment, page.read_ms, ids)
+            self._deliver(routed, snapshot.fresh(routed.events), route, sinks)
+            self.snapshots.written(snapshot, page)
+
+    def _deliver(self, routed: Routed, events: list[ChangeEvent], route: TableRoute, sinks: list[Sink]) -> None:
+        """Write `events` (of `routed`) to every sink, and the dead letters to their destination."""
+        letters = list(routed.letters)
+        if events:
+            for sink in sinks:
+                letters += self._write_to(sink, events, route)
+            self.unflushed += len(events)
+            metrics.events_written(events)
+        self.dead_letters.write(letters)
 
     def _write_to(self, sink: Sink, events: list[ChangeEvent], route: TableRoute) -> list[DeadLetter]:
         """Write `events` to one sink; an event it rejects is routed by the table's policy, the rest still go."""
@@ -217,7 +266,7 @@ class Pipeline:
         While they cannot confirm (broker away), retry with backoff and a log line per attempt, reading
         nothing meanwhile; once a stop is requested, give up at its deadline (the checkpoint stays put).
         """
-        if not self.tracker.pending:
+        if not self.tracker.has_pending:
             return
         attempt = 0
         while True:

@@ -1,6 +1,6 @@
 """One table's write path: its records in; the change events to write, the dead letters and a position out.
 
-Every way records reach the bridge (stream shards today) feeds batches of one table to that table's
+Every way records reach the bridge (stream shards, snapshot Scan pages) feeds batches of one table to that table's
 `TableRoute`; nothing else normalizes, filters, pre-encodes or applies `on_poison`. Order of the work:
 normalize each record (keys and metadata now, images when first needed), drop what the table's filters
 drop, then - when every sink encodes with the table's codec and none reads plain values - write the images
@@ -13,14 +13,21 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from bridge.codec.avro import EnvelopeCodec
 from bridge.config import Config, TableConfig
 from bridge.errors import FatalError, PoisonRecordError, RejectedEvent
 from bridge.filters import filter_event
-from bridge.normalize import ChangeEvent, last_sequence_number, sequence_number_of, to_change_event
+from bridge.normalize import (
+    ChangeEvent,
+    Position,
+    last_sequence_number,
+    sequence_number_of,
+    to_change_event,
+    to_snapshot_event,
+)
 from bridge.ops import metrics
 from bridge.poison import DeadLetter
 from bridge.sinks.base import Sink, TableEncoding
@@ -42,11 +49,14 @@ class Routed:
 class TableRoute:
     """The write path of one configured table; `key_names` (partition key, then sort key) from DynamoDB."""
 
-    def __init__(self, table: TableConfig, encoding: TableEncoding, key_names: tuple[str, ...], region: str) -> None:
+    def __init__(
+        self, table: TableConfig, encoding: TableEncoding, key_names: tuple[str, ...], region: str, view_type: str = ""
+    ) -> None:
         self.table = table
         self.encoding = encoding
         self.key_names = key_names
         self.region = region
+        self.view_type = view_type
         self.transcoder = None  # set by `serve` when the sinks let images stay raw
         self.counts: Counter[str] = Counter()  # poison records routed, by policy
 
@@ -75,19 +85,48 @@ class TableRoute:
                 letter = DeadLetter(self.table.name, str(error), "normalize", stream_arn, shard_id, sequence, record)
                 letters.append(self._poison(letter))
                 continue
-            try:
-                event = filter_event(event, self.table)
-                if event is None:
-                    continue
-                if self.transcoder is not None:
-                    self.transcoder.sides(event)
-                else:
-                    event.before, event.after  # noqa: B018 - normalized now: a malformed image is poison here
-            except PoisonRecordError as error:
-                letters.append(self._poison(self._letter(event, str(error), "normalize")))
-                continue
-            events.append(event)
+            self._admit(event, events, letters)
         return Routed(events, [letter for letter in letters if letter], last_sequence_number(records))
+
+    def rows(self, items: Sequence, stream_arn: str, segment: int, read_ms: int, event_ids: Iterator[str]) -> Routed:
+        """The `op: r` events and dead letters of `items` (one Scan page of segment `segment`, read at
+        `read_ms`); `event_ids` gives each item's `event_id`, in order."""
+        events: list[ChangeEvent] = []
+        letters: list[DeadLetter | None] = []
+        position = Position(stream_arn, f"snapshot-segment-{segment}", "")
+        for item, event_id in zip(items, event_ids, strict=False):
+            try:
+                event = to_snapshot_event(
+                    item,
+                    table=self.table.name,
+                    key_names=self.key_names,
+                    region=self.region,
+                    position=position,
+                    event_id=event_id,
+                    read_ms=read_ms,
+                    view_type=self.view_type,
+                )
+            except PoisonRecordError as error:
+                letter = DeadLetter(self.table.name, str(error), "normalize", stream_arn, position.shard_id, "", item)
+                letters.append(self._poison(letter))
+                continue
+            self._admit(event, events, letters)
+        return Routed(events, [letter for letter in letters if letter], None)
+
+    def _admit(self, event: ChangeEvent, events: list[ChangeEvent], letters: list[DeadLetter | None]) -> None:
+        """Filter `event`, and check (or pre-encode) its images: into `events`, or poison into `letters`."""
+        try:
+            event = filter_event(event, self.table)
+            if event is None:
+                return
+            if self.transcoder is not None:
+                self.transcoder.sides(event)
+            else:
+                event.before, event.after  # noqa: B018 - normalized now: a malformed image is poison here
+        except PoisonRecordError as error:
+            letters.append(self._poison(self._letter(event, str(error), "normalize")))
+            return
+        events.append(event)
 
     def rejected(self, error: RejectedEvent, sink: str) -> DeadLetter | None:
         """A sink refused one event (`RejectedEvent`): its dead letter under `dlq`, None under `skip`."""
@@ -131,5 +170,6 @@ def build_routes(config: Config, tables: Sequence[TableInfo]) -> dict[str, Table
     for info in tables:
         table = config.table(info.name)
         codec = EnvelopeCodec(config.encoding.numbers, config.encoding.wire_format, table.schema)
-        routes[table.name] = TableRoute(table, TableEncoding(codec, table.key), info.key_names, info.region)
+        encoding = TableEncoding(codec, table.key)
+        routes[table.name] = TableRoute(table, encoding, info.key_names, info.region, info.view_type)
     return routes

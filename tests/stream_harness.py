@@ -12,6 +12,7 @@ from pathlib import Path
 from bridge.config import Config, parse_config
 from bridge.pipeline import Pipeline
 from bridge.sinks.base import Sink
+from tests.bridge_process import streaming_only
 from tests.fake_streams import FakeAWS
 
 
@@ -75,13 +76,14 @@ class MemorySink(Sink):
 
 
 def make_config(checkpoint: Path, tables: list[dict], shutdown_timeout_s: float = 30, **source) -> Config:
-    """A config with small intervals so tests are quick; `tables` are YAML table entries."""
+    """A config with small intervals so tests are quick; `tables` are YAML table entries (stream only unless
+    they say otherwise)."""
     import yaml
 
     data = {
         "shutdown_timeout_s": shutdown_timeout_s,
         "source": {"poll_interval_ms": 20, "discovery_interval_s": 0.2, "max_workers": 4, **source},
-        "tables": tables,
+        "tables": streaming_only(tables),
         "sinks": [{"type": "stdout"}],
         "checkpoint": {"path": str(checkpoint), "interval_s": 0.05},
     }

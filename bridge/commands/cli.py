@@ -45,7 +45,14 @@ def _run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--until-caught-up",
         action="store_true",
-        help="exit 0 once every shard is read to its current end and everything is checkpointed",
+        help="exit 0 once every shard is read to its current end, every snapshot is done and all is checkpointed",
+    )
+    parser.add_argument(
+        "--snapshot",
+        action="append",
+        default=[],
+        metavar="TABLE",
+        help="take a new snapshot of TABLE (a configured table; repeat for several) while its stream goes on",
     )
 
 
@@ -69,7 +76,13 @@ def _run(args: argparse.Namespace) -> None:
     from bridge.pipeline import Pipeline
 
     config = load_config(args.config)
-    pipeline = Pipeline(config)
+    for name in args.snapshot:
+        if name not in {table.name for table in config.tables}:
+            raise ConfigError(
+                f"--snapshot {name}: no such table in {args.config} (tables: "
+                f"{', '.join(table.name for table in config.tables)})"
+            )
+    pipeline = Pipeline(config, snapshot=args.snapshot)
     _install_signal_handlers(pipeline)
     # Start-up objects live for the whole run, and each GetRecords page brings ~10^5 short-lived containers that
     # form no cycles: fewer collections cut the CPU per record by ~18% (bench/README.md, "Garbage collection").

@@ -4,7 +4,8 @@ For each configured table, every shard of its stream (and of older streams the c
 the checkpointed sequence number, whether the shard is finished, its iterator age and its retention headroom.
 Here the iterator age is the age of the oldest record after the checkpoint (0 when none waits), which is how
 far behind a bridge started now would begin; the headroom is 24 h minus that age. To learn it, status makes
-at most a few `GetRecords` calls (`Limit=1`) per unfinished shard; it never writes anything.
+at most a few `GetRecords` calls (`Limit=1`) per unfinished shard; it never writes anything. Then each
+table's snapshot, as the checkpoint holds it: in progress (a run resumes it where each segment is) or done.
 """
 
 from __future__ import annotations
@@ -12,10 +13,11 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import asdict, dataclass, replace
+from datetime import UTC, datetime
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from bridge.checkpoint import CheckpointStore, ShardCheckpoint
+from bridge.checkpoint import CheckpointStore, ShardCheckpoint, SnapshotCheckpoint
 from bridge.commands.checkpoints import format_table
 from bridge.config import Config
 from bridge.ops.lag import RETENTION_S, creation_time, format_duration
@@ -144,9 +146,42 @@ def render_text(shards: list[ShardStatus]) -> str:
     return "\n".join(lines) if lines else "no shards"
 
 
-def render_json(shards: list[ShardStatus]) -> str:
-    """`{"shards": [{table, stream_arn, shard_id, checkpoint, finished, state, iterator_age_s, headroom_s}]}`."""
-    return json.dumps({"shards": [asdict(shard) for shard in shards]}, indent=1)
+def snapshot_status(config: Config, snapshots: dict[str, SnapshotCheckpoint]) -> list[dict]:
+    """The snapshot of each configured table that has one: state, reason, start, items, segments."""
+    result = []
+    for table in config.tables:
+        snapshot = snapshots.get(table.name)
+        if snapshot is None:
+            continue
+        result.append(
+            {
+                "table": table.name,
+                "state": "done" if snapshot.done else "in progress",
+                "reason": snapshot.reason,
+                "started": datetime.fromtimestamp(snapshot.started_ms / 1000, UTC).isoformat(timespec="seconds"),
+                "items": snapshot.items,
+                "segments": len(snapshot.segments),
+                "segments_done": sum(segment.done for segment in snapshot.segments),
+            }
+        )
+    return result
+
+
+def render_snapshots(snapshots: list[dict]) -> str:
+    """One line per table's snapshot."""
+    return "\n".join(
+        f"snapshot of {s['table']}: {s['state']} ({s['reason']}), started {s['started']}, {s['items']:,} items, "
+        f"{s['segments_done']} of {s['segments']} segments done"
+        + ("; a run resumes it where each segment is" if s["state"] != "done" else "")
+        for s in snapshots
+    )
+
+
+def render_json(shards: list[ShardStatus], snapshots: list[dict] | None = None) -> str:
+    """`{"shards": [{table, stream_arn, shard_id, checkpoint, finished, state, iterator_age_s, headroom_s}],
+    "snapshots": [{table, state, reason, started, items, segments, segments_done}]}`."""
+    document = {"shards": [asdict(shard) for shard in shards], "snapshots": snapshots or []}
+    return json.dumps(document, indent=1)
 
 
 def run_status(config: Config, fmt: str = "text") -> str:
@@ -154,6 +189,9 @@ def run_status(config: Config, fmt: str = "text") -> str:
     from bridge.source.clients import aws_clients
 
     dynamodb, streams = aws_clients(config)
-    checkpoints = CheckpointStore(config.checkpoint.path).load()
+    checkpoints, stored_snapshots = CheckpointStore(config.checkpoint.path).read()
     shards = table_status(config, dynamodb, streams, checkpoints)  # AWS failures: one-line BridgeErrors
-    return render_json(shards) if fmt == "json" else render_text(shards)
+    snapshots = snapshot_status(config, stored_snapshots)
+    if fmt == "json":
+        return render_json(shards, snapshots)
+    return "\n".join(filter(None, [render_text(shards), render_snapshots(snapshots)]))

@@ -82,8 +82,21 @@ CHECKPOINT_AGE = Gauge(
     "How long the oldest event handed to the sinks has waited for a checkpoint; 0 when the checkpoint covers all.",
     registry=REGISTRY,
 )
+SNAPSHOT_ITEMS = Gauge(
+    "cdc_bridge_snapshot_items",
+    "Items read by the table's snapshot in progress (or last finished), all segments, resumed runs included.",
+    ["table"],
+    registry=REGISTRY,
+)
+SNAPSHOT_SEGMENTS = Gauge(
+    "cdc_bridge_snapshot_segments_remaining",
+    "Scan segments of the table's snapshot not read to their end; 0 when no snapshot is running.",
+    ["table"],
+    registry=REGISTRY,
+)
 
 _lock = threading.Lock()
+_snapshots: dict[str, tuple[int, int, int | None]] = {}  # table -> (items read, segments left, table's ItemCount)
 _failing: dict[str, str] = {}  # table -> last GetRecords error (not throttling) since its last successful call
 _waiting_since: float | None = None  # monotonic time of the first write not covered by a checkpoint
 CHECKPOINT_LOG_INTERVAL_S = 60.0  # "checkpoint written" at INFO at most this often, else at DEBUG
@@ -188,6 +201,21 @@ def events_written(events: Iterable) -> None:
     with _lock:
         if _waiting_since is None:
             _waiting_since = time.monotonic()
+
+
+def snapshot_progress(table: str, items: int, segments_remaining: int, estimate: int | None = None) -> None:
+    """The table's snapshot has read `items` items; `segments_remaining` segments are not read to their end;
+    `estimate` is DynamoDB's item count of the table, when known."""
+    SNAPSHOT_ITEMS.labels(table).set(items)
+    SNAPSHOT_SEGMENTS.labels(table).set(segments_remaining)
+    with _lock:
+        _snapshots[table] = (items, segments_remaining, estimate)
+
+
+def snapshots() -> dict[str, tuple[int, int, int | None]]:
+    """Items read, segments remaining and the table's item count of each table's snapshot of this run."""
+    with _lock:
+        return dict(_snapshots)
 
 
 def poison_record(table: str, policy: str) -> None:

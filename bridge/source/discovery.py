@@ -21,6 +21,7 @@ class TableInfo:
     key_names: tuple[str, ...]
     view_type: str
     region: str
+    item_count: int | None = None  # DynamoDB's estimate (updated about every six hours), for progress only
 
 
 @dataclass(frozen=True)
@@ -76,7 +77,9 @@ def describe_table(dynamodb, name: str) -> TableInfo:
         )
     view_type = specification.get("StreamViewType", "")
     region = stream_arn.split(":")[3] if stream_arn.count(":") >= 4 else dynamodb.meta.region_name
-    return TableInfo(name, stream_arn, key_names, view_type if type(view_type) is str else "", region)
+    count = table.get("ItemCount")
+    item_count = count if type(count) is int and count >= 0 else None
+    return TableInfo(name, stream_arn, key_names, view_type if type(view_type) is str else "", region, item_count)
 
 
 def current_stream_arn(dynamodb, name: str) -> str | None:

@@ -3,7 +3,8 @@
 What each DynamoDB Streams error means here:
 - `ExpiredIteratorException`: the iterator is renewed `AFTER_SEQUENCE_NUMBER` of the last record read.
 - `TrimmedDataAccessException`: records between the checkpoint and the trim horizon are lost; `FatalError`
-  naming the shard, the checkpoint and the window, unless `on_trimmed` is `resume_from_trim_horizon`.
+  naming the shard, the checkpoint and the window, unless `on_trimmed` accepts the gap
+  (`resume_from_trim_horizon`) or repairs it (`resnapshot`: `trimmed` is set for the caller).
 - throttling (`LimitExceededException`, ...), 5xx and connection failures: `RetriableError`; the caller backs off.
 - `ResourceNotFoundException`: `ResourceGone`; the caller re-describes the table and the stream.
 - a 200 answer that is not a GetRecords result (cut off, empty, `Records` not a list): `MalformedAnswer` with
@@ -52,6 +53,7 @@ class ShardReader:
         self.caught_up = False
         self.reached_tip = False  # some answer since the start had no records: read to its end at that time
         self.malformed = 0
+        self.trimmed = False  # records were trimmed away unread since the caller last looked (and reset it)
 
     def _new_iterator(self) -> str:
         args = {"StreamArn": self.stream_arn, "ShardId": self.shard_id}
@@ -141,18 +143,20 @@ class ShardReader:
             window = f"after sequence number {self.last_sequence} (the checkpoint) up to the trim horizon"
         else:
             window = f"from the shard's start ({self.start}) up to the trim horizon"
-        if self.on_trimmed != "resume_from_trim_horizon":
+        if self.on_trimmed == "fail":
             raise FatalError(
                 f"shard {self.shard_id} of {self.stream_arn}: records {window} were trimmed (older than the "
-                "stream's 24 h retention) and are lost to the bridge. Set `on_trimmed: resume_from_trim_horizon` "
-                "on the table to accept the gap and continue."
+                "stream's 24 h retention) and are lost to the bridge. Set `on_trimmed: resnapshot` on the table to "
+                "repair the gap with a new snapshot, or `resume_from_trim_horizon` to accept it, and continue."
             ) from error
         log.error(
-            "DATA GAP: shard %s of %s: records %s were trimmed; resuming at TRIM_HORIZON",
+            "DATA GAP: shard %s of %s: records %s were trimmed; resuming at TRIM_HORIZON%s",
             self.shard_id,
             self.stream_arn,
             window,
+            " and taking a new snapshot of the table" if self.on_trimmed == "resnapshot" else "",
         )
+        self.trimmed = True
         self.last_sequence = None
         self.start = "TRIM_HORIZON"
         return [], False

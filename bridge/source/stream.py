@@ -15,8 +15,14 @@ shards (`DescribeStream`) and re-describes tables without it, then applies the l
 makes its call without it - a shard is `busy` from the moment its call is queued until the worker has
 handed the batch on and rescheduled it under the lock, so no two calls of one shard overlap and its
 batches are queued in order. `ShardReader`s are touched only by the one worker calling their shard. The
-pipeline thread takes the lock in `shard_done`, `caught_up` and `readiness`. Errors of any thread go into
-`batches` and are raised by `get` in the pipeline thread.
+pipeline thread takes the lock in `get`, `shard_done`, `caught_up`, `readiness` and `watermark`. Errors of
+any thread go into `batches` and are raised by `get` in the pipeline thread.
+
+Watermarks (for a snapshot's handoff, bridge/source/snapshot.py). Each shard knows how far the pipeline has
+taken it, in this host's wall-clock ms: the creation time of the last record of a batch `get` handed on, or
+the start of a call that found nothing more once every batch before it was taken (`queued` counts the
+shard's batches not taken yet; a tip seen meanwhile waits in `tip_ms`). A table's watermark is the lowest of
+its unfinished shards: every record written before it (give or take the handoff margin) was handed on.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import logging
+import math
 import queue
 import random
 import threading
@@ -33,7 +40,8 @@ from dataclasses import dataclass
 
 from bridge.backoff import full_jitter
 from bridge.checkpoint import CheckpointTracker, ShardKey
-from bridge.errors import FatalError, RetriableError
+from bridge.errors import FatalError, PoisonRecordError, RetriableError
+from bridge.normalize import creation_ms
 from bridge.ops import metrics
 from bridge.source.aws_errors import MalformedAnswer, ResourceGone, malformed_streak
 from bridge.source.discovery import TableInfo, describe_table, list_shards
@@ -52,12 +60,14 @@ def backoff_delay(failures: int, uniform: Callable[[float, float], float] = rand
 
 @dataclass(frozen=True)
 class ShardBatch:
-    """Records of one `GetRecords` call, in stream order; `ended` means the shard has no more."""
+    """Records of one `GetRecords` call, in stream order; `ended` means the shard has no more.
+    `watermark_ms`: the creation time of its last record (epoch ms), where known."""
 
     table: TableInfo
     shard_id: str
     records: list[dict]
     ended: bool
+    watermark_ms: float = -math.inf
 
 
 @dataclass
@@ -69,6 +79,9 @@ class _Shard:
     dead: bool = False
     failures: int = 0
     last_call: float = float("-inf")
+    queued: int = 0  # batches of the shard put but not taken by `get` yet
+    handed_ms: float = -math.inf  # the shard's watermark: how far the pipeline has taken it (epoch ms)
+    tip_ms: float = -math.inf  # a call that found nothing more, started then; counts once `queued` is 0
 
 
 class StreamSource:
@@ -87,6 +100,7 @@ class StreamSource:
         records_per_call: int = 1000,
         queue_batches: int = 6,  # pages waiting for the pipeline: what bounds the memory of a backlog
         clock: Callable[[], float] = time.monotonic,  # what calls, polls, backoffs and listings are scheduled by
+        wall_clock: Callable[[], float] = time.time,  # what watermarks are measured in (epoch seconds)
     ) -> None:
         self.table_configs = tables
         self.dynamodb = dynamodb
@@ -96,6 +110,7 @@ class StreamSource:
         self.discovery_interval = discovery_interval
         self.records_per_call = records_per_call
         self.clock = clock
+        self.wall_clock = wall_clock
         self.batches: queue.Queue = queue.Queue(maxsize=queue_batches)
         self.work: queue.SimpleQueue = queue.SimpleQueue()  # shards due for a call; None stops a worker
         # Daemon threads: a call stalled on the network must not hold the process past its stop deadline.
@@ -150,7 +165,38 @@ class StreamSource:
             return None
         if isinstance(item, BaseException):
             raise item
+        with self.lock:
+            shard = self.shards.get((item.table.stream_arn, item.shard_id))
+            if shard is not None:
+                shard.queued -= 1
+                shard.handed_ms = max(shard.handed_ms, item.watermark_ms)
+                if not shard.queued:
+                    shard.handed_ms = max(shard.handed_ms, shard.tip_ms)
         return item
+
+    def resnapshots(self) -> list[str]:
+        """Tables that lost records since the last call and repair them with a new snapshot (`resnapshot`)."""
+        with self.lock:
+            names = [table.name for table in self.tables if table.resnapshot]
+            for table in self.tables:
+                table.resnapshot = False
+        return names
+
+    def watermark(self, table: str) -> float:
+        """How far the stream of `table` was handed on (epoch ms): every unfinished shard handed on a record
+        created after it, or found nothing more in a call started after it. -inf while a shard has not been
+        read yet or the table is changing streams; inf when the stream has no unfinished shard."""
+        with self.lock:
+            stream = next(t for t in self.tables if t.name == table)
+            if not stream.discovered or stream.later or stream.tree.ready():
+                return -math.inf
+            lowest = math.inf
+            for shard_id in stream.tree.unfinished():
+                shard = self.shards.get((stream.info.stream_arn, shard_id))
+                if shard is None:
+                    return -math.inf
+                lowest = min(lowest, shard.handed_ms)
+            return lowest
 
     def shard_done(self, batch: ShardBatch) -> None:
         """The pipeline handed on the last batch of a shard: let its children start (after a new listing)."""
@@ -326,6 +372,7 @@ class StreamSource:
                 return
 
     def _fetch(self, shard: _Shard) -> None:
+        called_ms = self.wall_clock() * 1000
         try:
             records, ended = shard.reader.fetch(self.records_per_call)
         except (RetriableError, ResourceGone) as error:
@@ -335,8 +382,19 @@ class StreamSource:
         metrics.records_read(shard.table.name, shard.table.stream_arn, shard.reader.shard_id, records)
         unconfirmed = ended and not self._closed(shard)
         ended = ended and not unconfirmed
+        with self.lock:
+            if shard.reader.trimmed:
+                shard.reader.trimmed = False
+                shard.stream.resnapshot = shard.stream.resnapshot or shard.stream.on_trimmed == "resnapshot"
+            if records or ended:
+                shard.queued += 1
+            if shard.reader.caught_up:
+                if shard.queued:
+                    shard.tip_ms = max(shard.tip_ms, called_ms)
+                else:
+                    shard.handed_ms = max(shard.handed_ms, called_ms)
         if records or ended:
-            self._put(ShardBatch(shard.table, shard.reader.shard_id, records, ended))
+            self._put(ShardBatch(shard.table, shard.reader.shard_id, records, ended, _created_ms(records)))
         if unconfirmed:
             shard.reader.end_unconfirmed()
             self._retry_later(
@@ -392,3 +450,16 @@ class StreamSource:
 
     def _fail(self, error: BaseException) -> None:
         self._put(error)
+
+
+def _created_ms(records: list[dict]) -> float:
+    """The creation time (epoch ms) of the last record that has a readable one, -inf when none has."""
+    for record in reversed(records):
+        data = record.get("dynamodb") if type(record) is dict else None
+        created = data.get("ApproximateCreationDateTime") if type(data) is dict else None
+        if created is not None:
+            try:
+                return creation_ms(created)
+            except PoisonRecordError:
+                continue
+    return -math.inf

@@ -33,6 +33,7 @@ class TableStream:
         self.first_start = not known  # no checkpoint for any stream of the table: `start_position` applies
         self.info = info
         self.lost: set[str] = set()  # shards that answered ResourceNotFoundException
+        self.resnapshot = False  # records were lost and the table takes a new snapshot (`on_trimmed: resnapshot`)
         self.deleted = False
         self.wanted = 0  # listings requested (on shard end) ...
         self.seen = 0  # ... and the last one a completed listing covers
@@ -147,10 +148,13 @@ class TableStream:
         return forget
 
     def lose(self, what: str) -> None:
-        """Records are lost for good: `FatalError`, unless the table accepts gaps (then a loud log line)."""
-        if self.on_trimmed != "resume_from_trim_horizon":
+        """Records are lost for good: `FatalError`, unless the table accepts gaps (then a loud log line) or
+        repairs them with a new snapshot (`resnapshot` is set for the pipeline)."""
+        if self.on_trimmed == "fail":
             raise FatalError(
-                f"table {self.name}: {what}. Set `on_trimmed: resume_from_trim_horizon` on the table to accept "
-                "the gap and continue."
+                f"table {self.name}: {what}. Set `on_trimmed: resnapshot` on the table to repair the gap with a "
+                "new snapshot, or `resume_from_trim_horizon` to accept it, and continue."
             )
-        log.error("DATA GAP: table %s: %s; continuing", self.name, what)
+        repair = self.on_trimmed == "resnapshot"
+        log.error("DATA GAP: table %s: %s; continuing%s", self.name, what, ", with a new snapshot" if repair else "")
+        self.resnapshot = self.resnapshot or repair

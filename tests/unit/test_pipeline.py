@@ -67,6 +67,12 @@ class ScriptedSource:
     def readiness(self) -> list[str]:
         return self.problems
 
+    def watermark(self, table: str) -> float:
+        return float("inf")
+
+    def resnapshots(self) -> list[str]:
+        return []
+
     def stop(self, timeout: float = 10.0) -> None:
         self.stops += 1
 
@@ -90,7 +96,7 @@ class HookSink(MemorySink):
 
 def config(tmp_path, interval_s: float = 3600, **table):
     data = {
-        "tables": [{"name": "T", **table}],
+        "tables": [{"name": "T", "snapshot": "never", **table}],
         "sinks": [{"type": "stdout"}],
         "checkpoint": {"path": str(tmp_path / "cp.json"), "interval_s": interval_s},
         "shutdown_timeout_s": 1,

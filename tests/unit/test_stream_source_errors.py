@@ -61,7 +61,7 @@ def test_trimmed_checkpoint_stops_with_an_error_naming_shard_checkpoint_and_lost
 
     message = str(error.value)
     assert shard in message and checkpoint in message and "trimmed" in message and "trim horizon" in message
-    assert "on_trimmed: resume_from_trim_horizon" in message
+    assert "on_trimmed: resnapshot" in message and "resume_from_trim_horizon" in message
     assert sink.events == []
     assert CheckpointStore(tmp_path / "cp.json").load()[(changes.aws.stream_of("T").arn, shard)].sequence_number == (
         checkpoint

@@ -103,7 +103,8 @@ def test_finished_shards_no_longer_listed_are_pruned_from_the_checkpoint(tmp_pat
     [
         '{"version": 1, "streams": ',
         "[]",
-        '{"version": 2, "streams": {}}',
+        '{"version": 3, "streams": {}}',
+        '{"version": 2, "streams": {}, "snapshots": {"T": {"started_ms": 1, "reason": "initial"}}}',
         '{"version": 1, "streams": {"arn": {"s": {"sequence_number": 5, "finished": false}}}}',
         '{"version": 1, "streams": {"arn": {"s": {"sequence_number": "5"}}}}',
     ],

@@ -1,0 +1,166 @@
+"""Which tables of a run take a snapshot, and the snapshots in progress (see bridge/source/snapshot.py).
+
+A table takes one when `cdc-bridge run --snapshot TABLE` asks for it (a new one, the stream goes on from its
+checkpoint), when the checkpoint holds an unfinished one (it resumes where each segment was), when the stream
+lost records and the table has `on_trimmed: resnapshot`, or - with `snapshot: initial` / `initial_only` - when
+the checkpoint knows nothing of the table; the stream then starts at its latest position, fixed before the
+first Scan page. A snapshot that resumes on a table whose stream positions were never stored (a crash before
+the first commit after records came) reads the stream from its trim horizon, so no change is missed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from collections.abc import Callable, Iterator
+
+from bridge.checkpoint import CheckpointTracker, SegmentPosition, SnapshotCheckpoint
+from bridge.config import Config, TableConfig
+from bridge.ops import metrics
+from bridge.source.discovery import TableInfo, table_of_stream
+from bridge.source.scan import ScanPage
+from bridge.source.snapshot import Snapshot
+
+log = logging.getLogger(__name__)
+
+
+def new_snapshot(table: TableConfig, reason: str, now_ms: int) -> SnapshotCheckpoint:
+    """A snapshot of `table` that starts now, every segment at its start."""
+    return SnapshotCheckpoint(now_ms, reason, tuple(SegmentPosition() for _ in range(table.snapshot_segments)))
+
+
+def plan(config: Config, tracker: CheckpointTracker, requested: set[str], now_ms: int) -> dict[str, str]:
+    """Record in `tracker` the snapshots this run takes; returns the stream start each snapshot table needs
+    (`latest` or `trim_horizon`) by table name, for tables whose start is not given by the checkpoint."""
+    starts = {}
+    for table in config.tables:
+        existing = tracker.snapshot(table.name)
+        positioned = any(table_of_stream(arn) == table.name for arn, _ in tracker.acked)
+        if table.name in requested:
+            tracker.snapshot_written(table.name, new_snapshot(table, "requested", now_ms))
+        elif existing is not None and not existing.done:
+            if existing.segments and len(existing.segments) != table.snapshot_segments:
+                log.warning(
+                    "table %s: the snapshot in the checkpoint has %d segments; it resumes with them "
+                    "(snapshot_segments: %d applies to the next one)",
+                    table.name,
+                    len(existing.segments),
+                    table.snapshot_segments,
+                )
+            if not positioned:
+                starts[table.name] = "trim_horizon"
+        elif table.snapshot != "never" and not tracker.knows(table.name):
+            tracker.snapshot_written(table.name, new_snapshot(table, "initial", now_ms))
+            starts[table.name] = "latest"
+    return starts
+
+
+class Snapshots:
+    """The snapshots in progress of one run, driven by the pipeline thread.
+
+    `make_scan(table, checkpoint)` builds a table's `TableScan` for the segments' positions.
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        tracker: CheckpointTracker,
+        make_scan: Callable[[TableConfig, SnapshotCheckpoint], object],
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.config = config
+        self.tracker = tracker
+        self.make_scan = make_scan
+        self.wall_clock = wall_clock
+        self.running: dict[str, Snapshot] = {}
+        self.infos: dict[str, TableInfo] = {}
+
+    def open(self, infos: list[TableInfo]) -> None:
+        """Start the snapshots the checkpoint holds unfinished (after `plan`, once the tables are described)."""
+        self.infos = {info.name: info for info in infos}
+        for table in self.config.tables:
+            snapshot = self.tracker.snapshot(table.name)
+            if snapshot is not None and not snapshot.done:
+                self._run(table, snapshot)
+
+    def request(self, name: str, reason: str) -> None:
+        """Take a new snapshot of table `name` now (a running one is dropped: the new one covers it)."""
+        table = self.config.table(name)
+        old = self.running.pop(name, None)
+        if old is not None:
+            old.stop(self.config.shutdown_timeout_s)
+        snapshot = new_snapshot(table, reason, round(self.wall_clock() * 1000))
+        self.tracker.snapshot_written(name, snapshot)
+        self._run(table, snapshot)
+
+    def _run(self, table: TableConfig, checkpoint: SnapshotCheckpoint) -> None:
+        scan = self.make_scan(table, checkpoint)
+        self.running[table.name] = Snapshot(
+            table.name, checkpoint, scan, margin_ms=table.snapshot_handoff_margin_ms, wall_clock=self.wall_clock
+        )
+        segments_left = sum(not segment.done for segment in checkpoint.segments)
+        metrics.snapshot_progress(table.name, checkpoint.items, segments_left, self._estimate(table.name))
+
+    def _estimate(self, name: str) -> int | None:
+        info = self.infos.get(name)
+        return info.item_count if info is not None else None
+
+    def ready(self, watermark: Callable[[str], float]) -> Iterator[tuple[Snapshot, ScanPage]]:
+        """Pages that may be written now, with their snapshot; scans start once their stream is positioned."""
+        for name, snapshot in list(self.running.items()):
+            mark = watermark(name)
+            if not snapshot.started and snapshot.begin(mark):
+                checkpoint = snapshot.checkpoint
+                count = self._estimate(name)
+                log.info(
+                    "snapshot of table %s %s (%s): %d segment(s), %s items in the table",
+                    name,
+                    "resumed" if checkpoint.items or any(s.done for s in checkpoint.segments) else "started",
+                    checkpoint.reason,
+                    len(checkpoint.segments),
+                    f"about {count}" if count is not None else "an unknown number of",
+                )
+            for page in snapshot.ready(mark):
+                yield snapshot, page
+
+    def event_ids(self, snapshot: Snapshot, page: ScanPage) -> Iterator[str]:
+        """The `event_id`s of a page's rows: snapshot start, segment, index of the item in its segment."""
+        first = snapshot.checkpoint.segments[page.segment].items
+        prefix = f"snapshot-{snapshot.checkpoint.started_ms}-{page.segment}-"
+        return (f"{prefix}{first + index}" for index in range(len(page.items)))
+
+    def written(self, snapshot: Snapshot, page: ScanPage) -> None:
+        """Every row of `page` was written (or dropped): store the segment's new position at the next commit."""
+        checkpoint = snapshot.written(page, len(page.items))
+        self.tracker.snapshot_written(snapshot.table, checkpoint)
+        estimate = self._estimate(snapshot.table)
+        metrics.snapshot_progress(snapshot.table, checkpoint.items, snapshot.segments_left, estimate)
+        if snapshot.finished():
+            done = dataclasses.replace(checkpoint, done=True)
+            self.tracker.snapshot_written(snapshot.table, done)
+            del self.running[snapshot.table]
+            snapshot.stop(0.0)
+            seconds = time.monotonic() - snapshot.began
+            log.info(
+                "snapshot of table %s done: %d items read, %d rows left to the stream's newer changes, in %.1f s",
+                snapshot.table,
+                done.items,
+                snapshot.dropped,
+                seconds,
+            )
+
+    def saw(self, table: str, events: list) -> None:
+        """Stream events of `table` were written (the running snapshot drops its stale rows of them)."""
+        snapshot = self.running.get(table)
+        if snapshot is not None and events:
+            snapshot.saw(events)
+
+    def all_done(self) -> bool:
+        """No snapshot is running."""
+        return not self.running
+
+    def stop(self, timeout: float) -> None:
+        """Stop every scan (what was not written is read again by the next run)."""
+        for snapshot in self.running.values():
+            snapshot.stop(timeout)
