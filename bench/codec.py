@@ -111,6 +111,7 @@ def naive_envelope(record: dict, deserializer: TypeDeserializer, avro: bool) -> 
             "approximate_creation_ms": int(data["ApproximateCreationDateTime"].timestamp() * 1000),
             "ttl_expired": False,
             "snapshot": False,
+            "current_item": False,
             "view_type": data["StreamViewType"],
         },
         "ts_ms": 1,

@@ -134,6 +134,7 @@ def envelope(event: ChangeEvent, ts_ms: int) -> dict:
             "approximate_creation_ms": event.approximate_creation_ms,
             "ttl_expired": event.ttl_expired,
             "snapshot": event.op == "r",
+            "current_item": event.current_item,
             "view_type": event.view_type,
         },
         "ts_ms": ts_ms,

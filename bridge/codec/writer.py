@@ -31,6 +31,7 @@ _SOURCE_TYPES = {
     "approximate_creation_ms": "long",
     "ttl_expired": "boolean",
     "snapshot": "boolean",
+    "current_item": "boolean",
     "view_type": "string",
 }
 _TABLE_SIZE = 1 << 13  # lengths and small longs below this come from precomputed tables
@@ -124,7 +125,7 @@ def _check_shape(schema: dict) -> None:
     )
     if (
         list(types) != _ENVELOPE_FIELDS
-        or source_types != _SOURCE_TYPES
+        or list(source_types.items()) != list(_SOURCE_TYPES.items())  # the body writes them in this order
         or not optional_maps
         or _kind(types["op"]) != "enum"
         or _kind(types["keys"]) != "map"
@@ -302,6 +303,7 @@ class EnvelopeWriter:
         out += _long(event.approximate_creation_ms)
         out += b"\x01" if event.ttl_expired else b"\x00"
         out += b"\x01" if event.op == "r" else b"\x00"
+        out += b"\x01" if event.current_item else b"\x00"
         out += _string(event.view_type)
         out += _long(ts_ms)
         return bytes(out)

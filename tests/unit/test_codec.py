@@ -2,17 +2,27 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 from decimal import Decimal
 from pathlib import Path
 
 import fastavro
+import pytest
 from fastavro.schema import fingerprint as fastavro_fingerprint
 from fastavro.schema import to_parsing_canonical_form
 
 from bridge.codec import text
-from bridge.codec.avro import EnvelopeCodec, crc64_avro, decode_value, encode_event, envelope_schema, fingerprint
+from bridge.codec.avro import (
+    EnvelopeCodec,
+    crc64_avro,
+    decode_value,
+    encode_event,
+    envelope,
+    envelope_schema,
+    fingerprint,
+)
 from bridge.codec.keys import kafka_key
 from bridge.normalize import ChangeEvent, DynamoSet, Position
 
@@ -97,6 +107,36 @@ def test_single_object_value_decodes_with_plain_fastavro_and_the_schema_file():
     assert value[:2] == b"\xc3\x01"
     record = fastavro.schemaless_reader(io.BytesIO(value[10:]), schema, None)
     assert record["after"] == {"n": {"value": 1}} and record["op"] == "c"
+
+
+@pytest.mark.parametrize("current_item", [False, True])
+def test_source_current_item_round_trips_through_fastavro(current_item):
+    event = dataclasses.replace(_event({"n": 1}), current_item=current_item)
+    value = EnvelopeCodec().encode(event, ts_ms=1)
+    schema = fastavro.parse_schema(json.loads(Path("schemas/envelope.avsc").read_text()))
+    record = fastavro.schemaless_reader(io.BytesIO(value[10:]), schema, None)
+    assert record["source"]["current_item"] is current_item and record["source"]["snapshot"] is False
+    assert decode_value(value)["source"]["current_item"] is current_item
+    assert envelope(event, 1)["source"]["current_item"] is current_item  # the plain values (stdout, file sinks)
+    datum = {**envelope(event, 1), "keys": {"id": {"value": "a"}}, "after": {"n": {"value": 1}}}
+    out = io.BytesIO()
+    fastavro.schemaless_writer(out, schema, datum)
+    assert value[10:] == out.getvalue()  # the fast writer's bytes are fastavro's
+
+
+def test_values_written_before_current_item_existed_read_it_as_false():
+    old_json = json.loads(Path("schemas/envelope.avsc").read_text())
+    source = next(f for f in old_json["fields"] if f["name"] == "source")["type"]
+    source["fields"] = [f for f in source["fields"] if f["name"] != "current_item"]
+    old = fastavro.parse_schema(old_json)
+    datum = envelope(_event({"n": 1}), 1)
+    del datum["source"]["current_item"]
+    datum.update(keys={"id": {"value": "a"}}, after={"n": {"value": 1}})
+    out = io.BytesIO()
+    fastavro.schemaless_writer(out, old, datum)
+    out.seek(0)
+    record = fastavro.schemaless_reader(out, old, envelope_schema())  # writer schema old, reader schema new
+    assert record["source"]["current_item"] is False and record["source"]["view_type"] == "NEW_IMAGE"
 
 
 def test_raw_wire_format_has_no_header():

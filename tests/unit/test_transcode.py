@@ -106,6 +106,33 @@ def test_numbers_that_look_integral_but_are_not_dynamodb_numbers_are_poison():
         assert raised.value.path == "NewImage.n"
 
 
+@pytest.mark.parametrize("current_item", [False, True])
+def test_transcoded_events_carry_source_current_item_as_the_plain_writer_does(current_item):
+    item = {"pk": {"S": "k"}, "n": {"N": "1.5"}, "m": {"M": {"b": {"B": "AAE="}}}}
+    keys_only = {"eventName": "MODIFY", "dynamodb": {"Keys": {"pk": {"S": "k"}}, "SequenceNumber": "1"}}
+    eager, _ = _events(keys_only)
+    lazy = LazyChangeEvent(  # what bridge.enrich builds from a KEYS_ONLY record and the item read
+        "u",
+        "T",
+        eager.keys,
+        None,
+        _PENDING,
+        eager.position,
+        eager.event_id,
+        0,
+        False,
+        "",
+        "",
+        keys_only,
+        current_item=current_item,
+        raw_images=(None, item),
+    )
+    value = CODEC.encode(lazy, 1)
+    assert lazy.encoded is not None  # the transcoder (the C writer when built) wrote the after image
+    assert value == CODEC.encode(dataclasses.replace(eager, after=lazy.after, current_item=current_item), 1)
+    assert decode_value(value)["source"]["current_item"] is current_item
+
+
 def test_events_with_plain_images_still_encode_from_their_values():
     record = {
         "eventName": "INSERT",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 from decimal import Decimal
@@ -93,6 +94,17 @@ def test_value_that_does_not_fit_is_poison_naming_the_field_path_and_reason(chan
     error = _refusal({**VALID, **change})
     assert error.path == path
     assert reason in error.reason
+
+
+def test_typed_envelope_carries_source_current_item():
+    codec = EnvelopeCodec(item_schema=GADGET)
+    source = next(f for f in codec.schema_json["fields"] if f["name"] == "source")["type"]
+    names = [f["name"] for f in source["fields"]]
+    assert names[names.index("snapshot") + 1] == "current_item"
+    assert source["fields"][names.index("current_item")]["default"] is False
+    for current_item in (False, True):
+        value = codec.encode(dataclasses.replace(_event(VALID), current_item=current_item), ts_ms=1)
+        assert decode_value(value)["source"]["current_item"] is current_item
 
 
 def test_missing_required_field_is_poison_and_missing_optional_field_is_null():

@@ -70,6 +70,7 @@ def fastavro_body(event: ChangeEvent, ts_ms: int, numbers: str = "exact") -> byt
             "approximate_creation_ms": event.approximate_creation_ms,
             "ttl_expired": event.ttl_expired,
             "snapshot": event.op == "r",
+            "current_item": event.current_item,
             "view_type": event.view_type,
         },
         "ts_ms": ts_ms,
@@ -124,6 +125,7 @@ events = st.builds(
     ttl_expired=st.booleans(),
     view_type=st.sampled_from(["NEW_AND_OLD_IMAGES", "NEW_IMAGE", "OLD_IMAGE", "KEYS_ONLY", ""]),
     region=st.text(max_size=15),
+    current_item=st.booleans(),
 )
 
 
@@ -136,6 +138,7 @@ def test_writer_bytes_equal_fastavro_bytes_and_decode_with_fastavro(event, ts_ms
     assert decoded["op"] == event.op and decoded["ts_ms"] == ts_ms
     assert decoded["source"]["sequence_number"] == event.position.sequence_number
     assert (decoded["after"] is None) == (event.after is None)
+    assert decoded["source"]["current_item"] is event.current_item
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -171,6 +174,22 @@ def test_writer_refuses_an_envelope_of_another_shape():
     swapped = [{**f, "type": list(reversed(f["type"]))} if f["name"] == "after" else f for f in SCHEMA["fields"]]
     assert EnvelopeWriter.for_schema({**SCHEMA, "fields": swapped}) is None
     assert EnvelopeWriter.for_schema(EnvelopeCodec().schema) is not None  # the codec's generic schema qualifies
+
+
+def _with_source_fields(reorder) -> dict:
+    fields = [
+        {**f, "type": {**f["type"], "fields": reorder(f["type"]["fields"])}} if f["name"] == "source" else f
+        for f in SCHEMA["fields"]
+    ]
+    return {**SCHEMA, "fields": fields}
+
+
+def test_writer_refuses_source_fields_it_would_write_in_another_order_or_not_at_all():
+    moved = _with_source_fields(lambda fields: sorted(fields, key=lambda f: f["name"] == "current_item"))
+    assert [f["name"] for f in moved["fields"][4]["type"]["fields"]][-2:] == ["view_type", "current_item"]
+    assert EnvelopeWriter.for_schema(moved) is None
+    without = _with_source_fields(lambda fields: [f for f in fields if f["name"] != "current_item"])
+    assert EnvelopeWriter.for_schema(without) is None
 
 
 def test_writer_refuses_values_that_are_no_dynamodb_type():
