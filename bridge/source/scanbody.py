@@ -1,0 +1,69 @@
+"""A faster `Scan` read path, and the keys it hands back: parse the raw JSON body with orjson.
+
+As `bridge.source.rawbody` does for GetRecords: `install(client)` registers a `before-parse` handler on a
+`dynamodb` client that parses a 200 Scan body in one call and hands botocore an empty body, so botocore does
+not parse items attribute by attribute. Items then are attribute-value JSON as the wire gives them (B/BS as
+base64 text, N as strings). Other answers (any status but 200) are left to botocore and its error parsing.
+
+The cyclic garbage collector is paused during the parse: a page is thousands of new containers that cannot
+form cycles, and collections triggered by them scan every live object, the queued pages included.
+"""
+
+from __future__ import annotations
+
+import base64
+import gc
+from typing import Any
+
+import orjson
+
+EVENT = "before-parse.dynamodb.Scan"
+BODY_BYTES = "BodyBytes"  # added to a raw-parsed answer: the size of its body, for capacity estimates
+FIELDS = ("Items", "LastEvaluatedKey", "ConsumedCapacity", "Count")
+
+
+def keep_raw_items(response_dict: dict, customized_response_dict: dict, **_: Any) -> None:
+    """botocore `before-parse` handler: a 200 Scan body parsed by orjson; botocore's parser gets `{}`.
+
+    A 200 body that is not a JSON object gives an answer without `Items` (which the reader calls malformed):
+    botocore never parses a 200 Scan body itself."""
+    if response_dict.get("status_code") != 200:
+        return
+    body = response_dict.get("body")
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        parsed = orjson.loads(body)
+    except (orjson.JSONDecodeError, TypeError):
+        parsed = None
+    finally:
+        if collecting:
+            gc.enable()
+    response_dict["body"] = b"{}"
+    customized_response_dict[BODY_BYTES] = len(body) if isinstance(body, bytes | bytearray | str) else 0
+    if type(parsed) is dict:
+        for field in FIELDS:
+            if field in parsed:
+                customized_response_dict[field] = parsed[field]
+
+
+def install(client) -> None:
+    """Make `client` (a boto3 `dynamodb` client) read Scan bodies with `keep_raw_items`. Idempotent."""
+    client.meta.events.register(EVENT, keep_raw_items, unique_id="cdc-bridge-raw-scan")
+
+
+def request_key(key: object) -> dict:
+    """`key` (wire JSON, as a Scan answer gives it) as botocore's serializer takes it: B decoded to bytes,
+    since the serializer base64-encodes them itself. ValueError unless it is a map of S, N or B values (the
+    only types a key attribute can have)."""
+    if type(key) is not dict or not key:
+        raise ValueError("not a non-empty map")
+    request = {}
+    for name, value in key.items():
+        if type(name) is not str or type(value) is not dict or len(value) != 1:
+            raise ValueError(f"attribute {name!r} is not one typed value")
+        ((tag, text),) = value.items()
+        if tag not in ("S", "N", "B") or type(text) is not str:
+            raise ValueError(f"attribute {name!r} is not an S, N or B value")
+        request[name] = {"B": base64.b64decode(text, validate=True)} if tag == "B" else {tag: text}
+    return request
