@@ -120,7 +120,7 @@ class Pipeline:
         source = self.source
         try:
             infos = source.start(cancel=self.stop_requested)
-            self.routes = routes = build_routes(self.config, infos)
+            self.routes = routes = build_routes(self.config, infos, self.dynamodb, self._pause)
             self.stream_arns = {info.name: info.stream_arn for info in infos}
             sinks = self.given_sinks or self._make_sinks(routes)
             for route in routes.values():
@@ -157,6 +157,14 @@ class Pipeline:
         if self.stop_requested.is_set():
             return max(0.0, self.stop_deadline - time.monotonic())
         return self.config.shutdown_timeout_s
+
+    def _pause(self, seconds: float) -> None:
+        """Wait before a DynamoDB call is retried (enrichment); a stop request ends the run instead."""
+        if self.stop_requested.wait(seconds):
+            raise FatalError(
+                "stopped while DynamoDB was refusing BatchGetItem (enrich: current_item); the checkpoint stays "
+                "before the records that were waiting for their items"
+            )
 
     def _scan(self, table, snapshot) -> TableScan:
         return TableScan(

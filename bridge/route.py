@@ -2,7 +2,8 @@
 
 Every way records reach the bridge (stream shards, snapshot Scan pages) feeds batches of one table to that table's
 `TableRoute`; nothing else normalizes, filters, pre-encodes or applies `on_poison`. Order of the work:
-normalize each record (keys and metadata now, images when first needed), drop what the table's filters
+normalize each record (keys and metadata now, images when first needed), give changes without a new image
+the item's current state when the table says `enrich: current_item` (bridge/enrich.py), drop what the filters
 drop, then - when every sink encodes with the table's codec and none reads plain values - write the images
 from their attribute-value JSON straight to Avro (`bridge.codec.transcode`); otherwise normalize them. Any
 of these steps may find a poison record; the table's policy then decides: `fail` raises `FatalError`, `dlq`
@@ -12,12 +13,14 @@ gives a dead letter, `skip` logs and counts it.
 from __future__ import annotations
 
 import logging
+import time
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 from bridge.codec.avro import EnvelopeCodec
 from bridge.config import Config, TableConfig
+from bridge.enrich import CurrentItems
 from bridge.errors import FatalError, PoisonRecordError, RejectedEvent
 from bridge.filters import filter_event
 from bridge.normalize import (
@@ -50,9 +53,17 @@ class TableRoute:
     """The write path of one configured table; `key_names` (partition key, then sort key) from DynamoDB."""
 
     def __init__(
-        self, table: TableConfig, encoding: TableEncoding, key_names: tuple[str, ...], region: str, view_type: str = ""
+        self,
+        table: TableConfig,
+        encoding: TableEncoding,
+        key_names: tuple[str, ...],
+        region: str,
+        view_type: str = "",
+        current_items: CurrentItems | None = None,
     ) -> None:
+        """`current_items` reads the items of changes that lack a new image (`enrich: current_item`)."""
         self.table = table
+        self.current_items = current_items
         self.encoding = encoding
         self.key_names = key_names
         self.region = region
@@ -67,7 +78,7 @@ class TableRoute:
 
     def route(self, records: Sequence, stream_arn: str, shard_id: str) -> Routed:
         """The events, dead letters and checkpoint position of `records` (stream records of one shard, in order)."""
-        events: list[ChangeEvent] = []
+        changes: list[ChangeEvent] = []
         letters: list[DeadLetter | None] = []  # None for a record skipped by `skip`
         for record in records:
             try:
@@ -85,8 +96,23 @@ class TableRoute:
                 letter = DeadLetter(self.table.name, str(error), "normalize", stream_arn, shard_id, sequence, record)
                 letters.append(self._poison(letter))
                 continue
+            changes.append(event)
+        events: list[ChangeEvent] = []
+        for event in self._enriched(changes, letters):
             self._admit(event, events, letters)
         return Routed(events, [letter for letter in letters if letter], last_sequence_number(records))
+
+    def _enriched(self, events: list[ChangeEvent], letters: list[DeadLetter | None]) -> list[ChangeEvent]:
+        """`events` with the current item where the table enriches them; an event whose key cannot be read
+        back is poison (the rest are still enriched)."""
+        if self.current_items is None:
+            return events
+        while True:
+            try:
+                return self.current_items.enrich(events)
+            except RejectedEvent as error:  # raised before anything is read: the rest are asked again
+                letters.append(self._poison(self._letter(error.event, str(error), "enrich")))
+                events = [event for event in events if event is not error.event]
 
     def rows(self, items: Sequence, stream_arn: str, segment: int, read_ms: int, event_ids: Iterator[str]) -> Routed:
         """The `op: r` events and dead letters of `items` (one Scan page of segment `segment`, read at
@@ -164,12 +190,18 @@ class TableRoute:
         return None
 
 
-def build_routes(config: Config, tables: Sequence[TableInfo]) -> dict[str, TableRoute]:
-    """A route per described table, with its codec (`encoding.numbers`, `wire_format`, the table's schema)."""
+def build_routes(
+    config: Config, tables: Sequence[TableInfo], dynamodb=None, sleep: Callable[[float], None] = time.sleep
+) -> dict[str, TableRoute]:
+    """A route per described table, with its codec (`encoding.numbers`, `wire_format`, the table's schema) and,
+    for `enrich: current_item`, its reader of current items on `dynamodb` (retries wait with `sleep`)."""
     routes = {}
     for info in tables:
         table = config.table(info.name)
         codec = EnvelopeCodec(config.encoding.numbers, config.encoding.wire_format, table.schema)
         encoding = TableEncoding(codec, table.key)
-        routes[table.name] = TableRoute(table, encoding, info.key_names, info.region, info.view_type)
+        current = None
+        if table.enrich == "current_item":
+            current = CurrentItems(dynamodb, table.name, info.key_names, sleep=sleep)
+        routes[table.name] = TableRoute(table, encoding, info.key_names, info.region, info.view_type, current)
     return routes

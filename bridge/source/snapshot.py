@@ -95,11 +95,10 @@ class Snapshot:
             if page is None:
                 break
             self.held.append(page)
+        self._forget_old_keys()  # before pages leave `held`: the keys they are checked against stay
         pages = []
         while self.held and self.held[0].read_ms + self.margin_ms <= watermark_ms:
             pages.append(self.held.popleft())
-        if pages:
-            self._forget_old_keys()
         return pages
 
     def fresh(self, events: list) -> list:
