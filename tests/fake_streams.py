@@ -11,12 +11,33 @@ Behaviour follows AWS's DynamoDB Streams documentation: `DescribeStream` pages w
 / `LastEvaluatedShardId`; a closed shard has an `EndingSequenceNumber`; `GetRecords` returns at most `Limit`
 (<= 1000) records and no `NextShardIterator` once a closed shard is read to its end; an iterator positioned
 before the trim horizon gets `TrimmedDataAccessException`; a disabled stream stays readable.
+
+Items. A table also holds its current items: `write` of an INSERT or MODIFY puts the item equal to the
+record's `NewImage`, a REMOVE deletes it (its record then has the removed item as `OldImage` and no
+`NewImage`); `items_of` reads them. `Scan` answers as DynamoDB's does: `Segment` / `TotalSegments` split the
+items by contiguous ranges of a stable hash of their key, and a segment is read in hash order, so an
+`ExclusiveStartKey` is a position (the item may be gone since) and items written behind it are not seen. A
+page holds at most `Limit` items and at most `scan_page_items` (standing in for the 1 MB cap); a page cut
+by either has a `LastEvaluatedKey`, even when nothing follows (the next page is then empty and has none).
+`ConsumedCapacity` (with `ReturnConsumedCapacity` TOTAL or INDEXES) charges the items' approximate size in
+4 KB read units, at least one, half for eventually consistent reads. The answer is wire JSON (S/N as text):
+like botocore, the client runs the `before-parse.dynamodb.Scan` handlers registered on `meta.events` (the
+bridge's raw-body parser, `bridge.source.scanbody`) on the JSON body and merges what they leave; it does not
+imitate botocore's own parsing (B as bytes) for a client without one. `answer_next("Scan", change)` may
+return bytes: the body then is those bytes. Invalid requests are `ValidationException`s as in AWS.
+
+Clocks. `clock` stamps the calls. `wall_clock` (epoch seconds) is when records are written: with it, a
+record's `ApproximateCreationDateTime` is its write time rounded down to the second (as AWS sends it), and
+`trim_older_than` trims by age (the stream's 24 h retention, shortened); without it, every record is
+created at 2026-01-01 00:00 UTC.
 """
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import itertools
+import math
 import threading
 import time
 import zlib
@@ -24,9 +45,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 
+import orjson
 from botocore.exceptions import ClientError
 
 REGION, ACCOUNT = "us-east-1", "123456789012"
+FIXED_CREATION = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)  # every record's creation time without a `wall_clock`
 
 
 def client_error(code: str, message: str, operation: str, status: int = 400) -> ClientError:
@@ -46,6 +69,7 @@ class FakeShard:
     listed: bool = True
     low: int = 0  # the range of key hashes written to this shard while it is open
     high: int = 2**32
+    written_at: list[float] = field(default_factory=list)  # the wall-clock time of each record's write
 
     def description(self) -> dict:
         numbers = {"StartingSequenceNumber": self.starting}
@@ -72,6 +96,7 @@ class FakeTable:
     key_names: tuple[str, ...]
     stream_arn: str | None = None
     stream_enabled: bool = True
+    items: dict[tuple, dict] = field(default_factory=dict)  # (key hash, key JSON) -> item (wire JSON)
 
 
 @dataclass(frozen=True)
@@ -90,12 +115,23 @@ class FakeAWS:
     """The scripted world behind both fake clients. Thread-safe: the bridge calls from many threads.
 
     `clock` stamps the calls (`Call.at`); give it the clock the bridge's source runs on to compare the two.
+    `wall_clock` (epoch seconds) dates the records (see the module docstring); `scan_page_items` is the most
+    items one Scan page holds.
     """
 
-    def __init__(self, page_size: int = 100, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        page_size: int = 100,
+        clock: Callable[[], float] = time.monotonic,
+        *,
+        wall_clock: Callable[[], float] | None = None,
+        scan_page_items: int = 100,
+    ) -> None:
         self.lock = threading.RLock()
         self.page_size = page_size
         self.clock = clock
+        self.wall_clock = wall_clock
+        self.scan_page_items = scan_page_items
         self.tables: dict[str, FakeTable] = {}
         self.streams_by_arn: dict[str, FakeStream] = {}
         self.iterators: dict[str, tuple[str, str, int, int]] = {}  # token -> (arn, shard, index, epoch)
@@ -148,7 +184,9 @@ class FakeAWS:
     def write(self, table: str, key: str, value: int, shard_id: str | None = None, event: str = "MODIFY") -> str:
         """One change of item `key` (new image `{pk: key, v: value}`). It lands on the open shard whose hash
         range holds the key's hash (as in DynamoDB, an item's changes go to one shard and then to one of its
-        children), unless `shard_id` is given. Returns the record's sequence number."""
+        children), unless `shard_id` is given. INSERT and MODIFY put the item (equal to the new image); REMOVE
+        deletes it and its record has the removed item (or only the key) as `OldImage` and no `NewImage`
+        (`value` is unused). Returns the record's sequence number."""
         with self.lock:
             stream = self.stream_of(table)
             if shard_id is None:
@@ -161,22 +199,26 @@ class FakeAWS:
             key_name = self.tables[table].key_names[0]
             keys = {key_name: {"S": key}}
             sequence = self._sequence()
+            now = (self.wall_clock or time.time)()
+            created = FIXED_CREATION if self.wall_clock is None else dt.datetime.fromtimestamp(math.floor(now), dt.UTC)
+            data = {"ApproximateCreationDateTime": created, "Keys": keys}
+            items, slot = self.tables[table].items, _item_slot(keys)
+            if event == "REMOVE":
+                data["OldImage"] = items.pop(slot, keys)
+            else:
+                data["NewImage"] = {**keys, "v": {"N": str(value)}}
+                items[slot] = copy.deepcopy(data["NewImage"])
+            data.update(SequenceNumber=sequence, SizeBytes=20, StreamViewType="NEW_AND_OLD_IMAGES")
             record = {
                 "eventID": f"ev-{sequence}",
                 "eventName": event,
                 "eventVersion": "1.1",
                 "eventSource": "aws:dynamodb",
                 "awsRegion": REGION,
-                "dynamodb": {
-                    "ApproximateCreationDateTime": dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
-                    "Keys": keys,
-                    "NewImage": {**keys, "v": {"N": str(value)}},
-                    "SequenceNumber": sequence,
-                    "SizeBytes": 20,
-                    "StreamViewType": "NEW_AND_OLD_IMAGES",
-                },
+                "dynamodb": data,
             }
             shard.records.append(record)
+            shard.written_at.append(now)
             return sequence
 
     def close(self, shard_id: str) -> None:
@@ -209,6 +251,25 @@ class FakeAWS:
                 shard.trimmed = sum(1 for r in shard.records if int(r["dynamodb"]["SequenceNumber"]) < int(before))
                 if shard.ending is not None and int(shard.ending) < int(before):
                     shard.listed = False
+
+    def trim_older_than(self, table: str, seconds: float) -> None:
+        """Retention: trim the records of the table's current stream written more than `seconds` ago (by
+        `wall_clock`) - with `trim`'s effects, at the first record still young enough."""
+        with self.lock:
+            cutoff = (self.wall_clock or time.time)() - seconds
+            kept = [
+                int(record["dynamodb"]["SequenceNumber"])
+                for shard in self.stream_of(table).shards.values()
+                for record, at in zip(shard.records, shard.written_at, strict=True)
+                if at >= cutoff
+            ]
+            self.trim(table, str(min(kept)) if kept else self._sequence())
+
+    def items_of(self, table: str) -> dict[str, dict]:
+        """The table's items now (wire JSON, copies), by partition key value."""
+        with self.lock:
+            name = self.tables[table].key_names[0]
+            return {item[name]["S"]: copy.deepcopy(item) for item in self.tables[table].items.values()}
 
     def fail_next(self, operation: str, code: str, times: int = 1, shard_id: str | None = None) -> None:
         """The next `times` calls of `operation` (on `shard_id`, if given) fail with `code` (5xx for server codes)."""
@@ -265,6 +326,11 @@ class FakeAWS:
         with self.lock:
             return [c for c in self.calls if c.operation == "GetRecords" and shard_id in (None, c.shard_id)]
 
+    def scan_calls(self, table: str | None = None) -> list[Call]:
+        """The Scan calls answered or refused so far (of `table`, if given)."""
+        with self.lock:
+            return [c for c in self.calls if c.operation == "Scan" and table in (None, c.args.get("TableName"))]
+
     # -- helpers of the clients --------------------------------------------------------------------
 
     def _shard(self, shard_id: str) -> FakeShard:
@@ -296,6 +362,38 @@ class FakeAWS:
         if stream is None or not stream.exists:
             raise client_error("ResourceNotFoundException", f"Requested resource not found: Stream: {arn}", operation)
         return stream
+
+
+def _item_slot(keys: dict) -> tuple[int, bytes]:
+    """Where an item with these key attributes (wire JSON) sits in a table's scan order: its key's hash, then
+    its key (the same key always lands in the same place, whatever else the item holds)."""
+    text = orjson.dumps(keys, option=orjson.OPT_SORT_KEYS)
+    return zlib.crc32(text), text
+
+
+def _item_size(item: dict) -> int:
+    """About DynamoDB's item size: attribute names plus values, in bytes."""
+    return sum(len(name.encode()) + len(orjson.dumps(value)) for name, value in item.items())
+
+
+class _Events:
+    """botocore's `client.meta.events`, as far as a client's users register handlers on it."""
+
+    def __init__(self) -> None:
+        self.handlers: dict[object, tuple[str, Callable]] = {}
+        self.lock = threading.Lock()
+
+    def register(self, event_name: str, handler: Callable, unique_id: object = None, **_: object) -> None:
+        """Register `handler` for `event_name` (and the events below it); once per `unique_id`, as in botocore."""
+        with self.lock:
+            self.handlers.setdefault(unique_id if unique_id is not None else object(), (event_name, handler))
+
+    def emit(self, event_name: str, **kwargs: object) -> None:
+        with self.lock:
+            handlers = list(self.handlers.values())
+        for name, handler in handlers:
+            if event_name == name or event_name.startswith(name + "."):
+                handler(event_name=event_name, **kwargs)
 
 
 class FakeStreamsClient:
@@ -393,11 +491,11 @@ class FakeStreamsClient:
 
 
 class FakeDynamoDBClient:
-    """The `dynamodb` client: `describe_table`."""
+    """The `dynamodb` client: `describe_table`, `scan`; `meta.events` takes botocore event handlers."""
 
     def __init__(self, aws: FakeAWS) -> None:
         self.aws = aws
-        self.meta = SimpleNamespace(endpoint_url="https://dynamodb.fake", region_name=REGION)
+        self.meta = SimpleNamespace(endpoint_url="https://dynamodb.fake", region_name=REGION, events=_Events())
 
     def describe_table(self, TableName: str):
         aws = self.aws
@@ -420,7 +518,104 @@ class FakeDynamoDBClient:
                 ],
                 "LatestStreamArn": table.stream_arn,
                 "LatestStreamLabel": table.stream_arn.rsplit("/", 1)[1],
+                "ItemCount": len(table.items),
             }
             if table.stream_enabled:
                 description["StreamSpecification"] = {"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"}
         return aws._answer("DescribeTable", None, {"Table": description})
+
+    def scan(
+        self,
+        TableName: str,
+        Segment: int | None = None,
+        TotalSegments: int | None = None,
+        ConsistentRead: bool = False,
+        ReturnConsumedCapacity: str = "NONE",
+        ExclusiveStartKey: dict | None = None,
+        Limit: int | None = None,
+    ):
+        aws = self.aws
+        op = "Scan"
+        args = {
+            "TableName": TableName,
+            "Segment": Segment,
+            "TotalSegments": TotalSegments,
+            "ConsistentRead": ConsistentRead,
+            "ExclusiveStartKey": ExclusiveStartKey,
+            "Limit": Limit,
+        }
+        with aws.lock:
+            aws._check_fault(op, None, args)
+            table = aws.tables.get(TableName)
+            if table is None:
+                raise client_error("ResourceNotFoundException", "Requested resource not found", op)
+            segment, total = _segment_of(Segment, TotalSegments)
+            if Limit is not None and Limit < 1:
+                raise client_error("ValidationException", "Limit must be at least 1", op)
+            after = None if ExclusiveStartKey is None else _start_slot(table, ExclusiveStartKey, segment, total)
+            low, high = _hash_range(segment, total)
+            slots = sorted(s for s in table.items if low <= s[0] < high and (after is None or s > after))
+            cap = min(Limit or aws.scan_page_items, aws.scan_page_items)
+            page = [copy.deepcopy(table.items[s]) for s in slots[:cap]]
+            aws.calls.append(Call(op, aws.clock(), args=args, records=len(page)))
+            answer: dict = {"Items": page, "Count": len(page), "ScannedCount": len(page)}
+            if len(page) == cap:  # cut by the limit: maybe more, maybe not (AWS says the same)
+                answer["LastEvaluatedKey"] = {name: page[-1][name] for name in table.key_names if name in page[-1]}
+            if ReturnConsumedCapacity in ("TOTAL", "INDEXES"):
+                units = max(1, math.ceil(sum(map(_item_size, page)) / 4096)) * (1 if ConsistentRead else 0.5)
+                answer["ConsumedCapacity"] = {"TableName": TableName, "CapacityUnits": units}
+                if ReturnConsumedCapacity == "INDEXES":
+                    answer["ConsumedCapacity"]["Table"] = {"CapacityUnits": units}
+        answer = aws._answer(op, None, answer)
+        return self._parsed(op, answer if isinstance(answer, bytes) else orjson.dumps(answer))
+
+    def _parsed(self, operation: str, body: bytes) -> dict:
+        """What botocore returns for a 200 `body`: the `before-parse` handlers see it first, then what they
+        leave of the body is parsed (as plain JSON here) and what they hand back is merged over it."""
+        response = {"status_code": 200, "headers": {}, "body": body}
+        customized: dict = {}
+        self.meta.events.emit(
+            f"before-parse.dynamodb.{operation}",
+            operation_model=None,
+            response_dict=response,
+            customized_response_dict=customized,
+        )
+        parsed = orjson.loads(response["body"])
+        parsed.update(customized)
+        parsed["ResponseMetadata"] = {"HTTPStatusCode": 200}
+        return parsed
+
+
+def _segment_of(segment: int | None, total: int | None) -> tuple[int, int]:
+    """The segment and the number of segments of a Scan request (0 of 1 for a sequential Scan)."""
+    if segment is None and total is None:
+        return 0, 1
+    if segment is None or total is None:
+        raise client_error("ValidationException", "Segment and TotalSegments go together", "Scan")
+    if not 1 <= total <= 1_000_000 or not 0 <= segment < total:
+        raise client_error("ValidationException", f"Segment {segment} of TotalSegments {total} is invalid", "Scan")
+    return segment, total
+
+
+def _hash_range(segment: int, total: int) -> tuple[int, int]:
+    """The key hashes segment `segment` of `total` holds: [low, high)."""
+    return segment * 2**32 // total, (segment + 1) * 2**32 // total
+
+
+def _start_slot(table: FakeTable, key: object, segment: int, total: int) -> tuple[int, bytes]:
+    """The scan position of an `ExclusiveStartKey` (request form: S and N as text); ValidationException unless it
+    is exactly the table's key, in the requested segment."""
+    names = tuple(name for name in table.key_names if type(key) is dict and name in key)
+    if type(key) is not dict or set(key) != set(names) or table.key_names[0] not in names:
+        raise client_error("ValidationException", "The provided starting key is invalid", "Scan")
+    if not all(type(value) is dict and len(value) == 1 and "S" in value for value in key.values()):
+        raise client_error("ValidationException", "The provided key element does not match the schema", "Scan")
+    slot = _item_slot(key)
+    low, high = _hash_range(segment, total)
+    if not low <= slot[0] < high:
+        raise client_error(
+            "ValidationException",
+            "The provided Exclusive start key does not map to the provided Segment and TotalSegments values.",
+            "Scan",
+        )
+    return slot
