@@ -11,7 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-import yaml
+from tests.bridge_process import write_config
 
 
 class BridgeRunner:
@@ -103,5 +103,4 @@ def bridge_config(
         "checkpoint": {"path": str(path.parent / "checkpoints.json"), "interval_s": 0.5, **(checkpoint or {})},
         **top,
     }
-    path.write_text(yaml.safe_dump(data, sort_keys=False))
-    return path
+    return write_config(path, data)

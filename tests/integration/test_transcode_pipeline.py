@@ -33,7 +33,7 @@ def test_kafka_path_transcodes_images_and_routes_a_malformed_one_to_the_dead_let
     config = parse_config(
         f"""
 source: {{endpoint_url: "{moto_endpoint}", poll_interval_ms: 50}}
-tables: [{{name: {TABLE}, on_poison: dlq, dead_letter_path: "{dead}"}}]
+tables: [{{name: {TABLE}, on_poison: dlq, dead_letter_path: "{dead}", snapshot: never}}]
 sinks: [{{type: kafka, bootstrap_servers: "{kafka_bootstrap}", topic: {topic}, create_topics: true}}]
 checkpoint: {{path: "{tmp_path / "checkpoints.json"}"}}
 """
