@@ -39,12 +39,16 @@ class DeadLetter:
     stream_arn: str
     shard_id: str
     sequence_number: str
-    record: Any  # the stream record as read: normally an object, but a malformed one may be any JSON value
+    record: Any  # the stream record as read (a malformed one may be any JSON value), or the scanned item
     record_truncated: bool = False
+    snapshot_keys: dict | None = None  # for a scanned item (snapshot row): its key attributes, wire JSON
 
     def truncated(self) -> DeadLetter:
-        """The same letter with only the record's identity (event id, name, keys, sequence number), for a
-        destination with a size limit; the full record stays readable from the stream for 24 h."""
+        """The same letter with only the record's identity (event id, name, keys, sequence number; a scanned
+        item's key attributes), for a destination with a size limit; the full record stays readable from the
+        stream for 24 h, a scanned item from the table."""
+        if self.snapshot_keys is not None:
+            return dataclasses.replace(self, record=self.snapshot_keys, record_truncated=True)
         record = self.record if type(self.record) is dict else {}
         data = record.get("dynamodb") if type(record.get("dynamodb")) is dict else {}
         slim = {

@@ -159,7 +159,10 @@ class TableRoute:
         return self._poison(self._letter(error.event, str(error), sink))
 
     def _letter(self, event: ChangeEvent, reason: str, stage: str) -> DeadLetter:
-        position = event.position
+        position, record = event.position, event.record
+        keys = None
+        if event.op == "r" and type(record) is dict:
+            keys = {name: record[name] for name in self.key_names if name in record}
         return DeadLetter(
             self.table.name,
             reason,
@@ -167,7 +170,8 @@ class TableRoute:
             position.stream_arn,
             position.shard_id,
             position.sequence_number,
-            event.record,
+            record,
+            snapshot_keys=keys,
         )
 
     def _poison(self, letter: DeadLetter) -> DeadLetter | None:
@@ -175,6 +179,9 @@ class TableRoute:
         policy = self.table.on_poison
         metrics.poison_record(letter.table, policy)
         where = f"table {letter.table}, shard {letter.shard_id}, sequence number {letter.sequence_number}"
+        if not letter.sequence_number:  # a snapshot row: its segment, and its key when it has one
+            where = f"table {letter.table}, snapshot {letter.shard_id.removeprefix('snapshot-')}"
+            where += f", item {letter.snapshot_keys}" if letter.snapshot_keys else ""
         if policy == "fail":
             raise FatalError(
                 f"{where}: poison record ({letter.stage}): {letter.reason}. The checkpoint stays before it; "
