@@ -1,9 +1,10 @@
 """`python -m bench`: every benchmark of bench/README.md, one table on stdout, figures in bench/results.json.
 
 Environment knobs (defaults are the specified benchmark; smaller values are for development only):
-`BENCH_RECORDS` (100000) corpus of the codec and end-to-end runs, `BENCH_MEMORY_RECORDS` (400000) the large
-backlog, `BENCH_BASELINE_RECORDS` (10000) records for the two slow baselines, `BENCH_LATENCY_SECONDS` (60).
-`--only codec,end-to-end,memory,latency` runs some of them.
+`BENCH_RECORDS` (100000) corpus of the codec and end-to-end runs and items of the snapshot's table,
+`BENCH_MEMORY_RECORDS` (400000) the large backlog and the large table, `BENCH_BASELINE_RECORDS` (10000) records
+(items) for the three slow baselines, `BENCH_LATENCY_SECONDS` (60).
+`--only codec,end-to-end,memory,latency,snapshot` runs some of them.
 """
 
 from __future__ import annotations
@@ -19,11 +20,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench import endtoend, latency
+from bench import endtoend, latency, snapshot
 from bench.process import ROOT, environment, python
 
 RESULTS = ROOT / "bench" / "results.json"
-PARTS = ("codec", "end-to-end", "memory", "latency")
+PARTS = ("codec", "end-to-end", "memory", "latency", "snapshot")
 
 
 def _int(name: str, default: int) -> int:
@@ -95,6 +96,24 @@ def memory(bootstrap: str, workdir: Path, small: dict | None, records: int, larg
     return [large]
 
 
+def snapshot_rows(bootstrap: str, workdir: Path, items: int, baseline_items: int, large_items: int) -> list[dict]:
+    bridge = snapshot.run_bridge(bootstrap, items, workdir, "snapshot/bridge")
+    naive = snapshot.run_naive_loop(bootstrap, baseline_items)
+    bridge["baseline"] = naive["benchmark"]
+    bridge["baseline_records_per_s"] = naive["records_per_s"]
+    bridge["ratio"] = round(bridge["records_per_s"] / naive["records_per_s"], 2)
+    bridge["target"] = "ratio >= 10 and >= 10000 items/s"
+    bridge["met"] = bridge["ratio"] >= 10 and bridge["records_per_s"] >= 10_000
+    large = snapshot.run_bridge(bootstrap, large_items, workdir, f"snapshot/bridge-{large_items}")
+    growth = large["peak_rss_mb"] / bridge["peak_rss_mb"] - 1
+    large["baseline"] = f"bridge with {items} items"
+    large["baseline_peak_rss_mb"] = bridge["peak_rss_mb"]
+    large["rss_growth"] = round(growth, 3)
+    large["target"] = "peak RSS within 10% of the smaller table"
+    large["met"] = abs(growth) <= 0.10
+    return [bridge, naive, large]
+
+
 def measure_latency(bootstrap: str, workdir: Path) -> list[dict]:
     result = latency.run(bootstrap, workdir)
     result["target"] = "p99 <= 1.5 s, nothing missing"
@@ -117,10 +136,11 @@ def table(results: list[dict]) -> str:
                 f"{r['benchmark']:<28} {r['records']:>8} {r['records_per_s']:>10} {r['us_per_record']:>10} "
                 f"{r['peak_rss_mb']:>11}"
             )
-        if "cpu_us_per_record" in r and r["benchmark"].startswith(("end-to-end/bridge", "memory/")):
+        if "cpu_us_per_record" in r and r["benchmark"].startswith(("end-to-end/bridge", "memory/", "snapshot/bridge")):
             busy = r["cpu_us_per_record"] / r["us_per_record"]
             lines[-1] += f"  CPU {r['cpu_us_per_record']} us/record ({busy:.0%} of a core)"
-            lines[-1] += f", GetRecords pacing allows {r['pacing_limit_records_per_s']}/s"
+            if "pacing_limit_records_per_s" in r:
+                lines[-1] += f", GetRecords pacing allows {r['pacing_limit_records_per_s']}/s"
         if "ratio" in r:
             lines[-1] += f"  {r['ratio']}x {r['baseline']} ({r['baseline_records_per_s']}/s)"
         if "rss_growth" in r:
@@ -149,7 +169,7 @@ def main(argv: list[str] | None = None) -> None:
     if "codec" in parts:
         results += codec(records, baseline_records)
         print(table(results), flush=True)
-    if {"end-to-end", "memory", "latency"} & set(parts):
+    if {"end-to-end", "memory", "latency", "snapshot"} & set(parts):
         with tempfile.TemporaryDirectory(prefix="cdc-bench-") as temp:
             workdir = Path(temp)
             broker = _broker(workdir)
@@ -162,6 +182,9 @@ def main(argv: list[str] | None = None) -> None:
                     results += memory(broker.bootstrap, workdir, small, records, _int("BENCH_MEMORY_RECORDS", 400_000))
                 if "latency" in parts:
                     results += measure_latency(broker.bootstrap, workdir)
+                if "snapshot" in parts:
+                    large = _int("BENCH_MEMORY_RECORDS", 400_000)
+                    results += snapshot_rows(broker.bootstrap, workdir, records, baseline_records, large)
             finally:
                 broker.stop()
     report = {

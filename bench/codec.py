@@ -52,8 +52,9 @@ def _events(records: list[dict]) -> list:
     ]
 
 
-def _naive_value(value):
-    """A `TypeDeserializer` value in the generic schema's shape, leaving the union branch to fastavro."""
+def naive_value(value):
+    """A `TypeDeserializer` value in the generic schema's shape, leaving the union branch to fastavro (the naive
+    chains' way; also bench/scanloop.py's)."""
     if isinstance(value, Decimal):
         if value == value.to_integral_value() and INT64_MIN <= value <= INT64_MAX:
             return {"value": int(value)}
@@ -69,11 +70,11 @@ def _naive_value(value):
             return {"value": {"values": sorted(value)}}
         if isinstance(first, Binary):
             return {"value": {"values": sorted(b.value for b in value)}}
-        return {"value": {"values": [_naive_value(v) for v in sorted(value)]}}
+        return {"value": {"values": [naive_value(v) for v in sorted(value)]}}
     if isinstance(value, dict):
-        return {"value": {k: _naive_value(v) for k, v in value.items()}}
+        return {"value": {k: naive_value(v) for k, v in value.items()}}
     if isinstance(value, list):
-        return {"value": [_naive_value(v) for v in value]}
+        return {"value": [naive_value(v) for v in value]}
     return {"value": value}
 
 
@@ -94,7 +95,7 @@ def naive_envelope(record: dict, deserializer: TypeDeserializer, avro: bool) -> 
         if raw is None:
             return None
         plain = {k: deserializer.deserialize(v) for k, v in raw.items()}
-        return {k: _naive_value(v) for k, v in plain.items()} if avro else plain
+        return {k: naive_value(v) for k, v in plain.items()} if avro else plain
 
     return {
         "op": _OPS[record["eventName"]],

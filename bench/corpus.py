@@ -5,6 +5,8 @@ null, nested maps and lists, string/number/binary sets and binary blobs. 85 % of
 (both images, a few attributes changed), 10 % INSERT and 5 % REMOVE. The same seed gives the same corpus
 in every process, so the local AWS endpoint and the benchmarks agree on it without sharing files.
 
+The snapshot benchmark's table (`table_item`) holds items of the same shape, each with a unique partition key.
+
 Records come in the shape `GetRecords` puts on the wire (`binary="base64"`: B/BS as base64 text,
 `ApproximateCreationDateTime` as epoch seconds) or the shape boto3 returns (`binary="bytes"`: bytes and a
 datetime), which is what the naive baselines consume.
@@ -193,3 +195,28 @@ def records(count: int, *, binary: str = "base64", seed: int = SEED) -> Iterator
                 "dynamodb": data,
             },
         )
+
+
+_STATUSES = ("NEW", "PAID", "PACKED", "SHIPPED", "DELIVERED")
+TABLE_VARYING = ("pk", "sk", "status", "version")  # the attributes `table_varying` sets per item
+
+
+def table_pool(*, binary: str = "base64", seed: int = SEED) -> list[dict]:
+    """The `POOL` generated orders the snapshot table's items are drawn from (the same orders as `records`)."""
+    return _pool(random.Random(seed), POOL, binary)
+
+
+def table_key(number: int) -> dict:
+    """The primary key of item `number` of the snapshot table: its partition key is unique in the table."""
+    return {"pk": {"S": f"customer#{number:09d}"}, "sk": {"S": f"order#{number:09d}"}}
+
+
+def table_varying(number: int) -> dict:
+    """The attributes of item `number` that are its own (`TABLE_VARYING`): key, status and version."""
+    return {**table_key(number), "status": {"S": _STATUSES[number % 5]}, "version": {"N": str(number % 97 + 2)}}
+
+
+def table_item(number: int, pool: list[dict]) -> dict:
+    """Item `number` of the snapshot table (~1.2 KB of attribute-value JSON): an order of `pool`
+    (`table_pool`, in the same binary shape as wanted) with the attributes of `table_varying`."""
+    return {**pool[number % len(pool)], **table_varying(number)}

@@ -44,7 +44,8 @@ def create_topic(bootstrap: str, topic: str) -> None:
         admin.close()
 
 
-def _figures(name: str, records: int, run: Measured) -> dict:
+def figures(name: str, records: int, run: Measured) -> dict:
+    """The row of one measured run over `records` records (or items)."""
     return {
         "benchmark": name,
         "records": records,
@@ -56,15 +57,19 @@ def _figures(name: str, records: int, run: Measured) -> dict:
     }
 
 
-def _failed(what: str, run: Measured) -> RuntimeError:
+def failed(what: str, run: Measured) -> RuntimeError:
+    """The error of a benchmark child that exited non-zero, with the end of its stderr."""
     return RuntimeError(f"{what} exited {run.returncode}:\n{run.stderr[-3000:]}")
 
 
-def bridge_config(workdir: Path, endpoint: str, bootstrap: str, topic: str, **source) -> Path:
-    """A bridge config for the benchmark table; `source` overrides source settings."""
+def bridge_config(
+    workdir: Path, endpoint: str, bootstrap: str, topic: str, table: dict | None = None, **source
+) -> Path:
+    """A bridge config for the benchmark table; `table` overrides table settings (default: streaming only,
+    `snapshot: never`, from the trim horizon), `source` overrides source settings."""
     config = {
         "source": {"endpoint_url": endpoint, "region": corpus.REGION, **source},
-        "tables": [{"name": corpus.TABLE}],
+        "tables": [{"name": corpus.TABLE, "snapshot": "never", **(table or {})}],
         "sinks": [
             {
                 "type": "kafka",
@@ -94,7 +99,7 @@ def run_bridge(bootstrap: str, records: int, workdir: Path, name: str) -> dict:
     finally:
         server.stop()
     if run.returncode != 0:
-        raise _failed("the bridge", run)
+        raise failed("the bridge", run)
     in_topic = topic_size(bootstrap, topic)
     if in_topic != records:
         raise RuntimeError(f"the bridge left {in_topic} records in {topic}, expected {records}")
@@ -103,12 +108,12 @@ def run_bridge(bootstrap: str, records: int, workdir: Path, name: str) -> dict:
     expected = json.loads(manifest.read_text())
     if stored != expected["last"]:
         raise RuntimeError(f"checkpoint {stored} does not end at the last record of every shard")
-    figures = _figures(name, records, run)
+    result = figures(name, records, run)
     # AWS allows 5 GetRecords calls per second per shard (the bridge keeps MIN_CALL_INTERVAL between them): a
     # shard of P pages takes P + 1 calls (the last finds its end), P intervals, however fast the bridge is
     fastest_s = max(expected["pages"].values()) * MIN_CALL_INTERVAL
-    figures["pacing_limit_records_per_s"] = round(records / fastest_s)
-    return figures
+    result["pacing_limit_records_per_s"] = round(records / fastest_s)
+    return result
 
 
 def run_plain_loop(bootstrap: str, records: int) -> dict:
@@ -124,7 +129,7 @@ def run_plain_loop(bootstrap: str, records: int) -> dict:
     finally:
         server.stop()
     if run.returncode != 0:
-        raise _failed("the plain loop", run)
+        raise failed("the plain loop", run)
     if topic_size(bootstrap, topic) != records:
         raise RuntimeError(f"the plain loop left {topic_size(bootstrap, topic)} records in {topic}, expected {records}")
-    return _figures("end-to-end/plain-loop", records, run)
+    return figures("end-to-end/plain-loop", records, run)

@@ -4,6 +4,8 @@
 `python -m bridge run --until-caught-up` under `py-spy record --gil` (only the thread holding the GIL is
 sampled, so the figures are shares of the one core Python code can use) and prints the share of each stage
 and the hottest functions. Each sample is charged to the innermost frame that belongs to a known stage.
+`--snapshot` profiles the snapshot benchmark's run instead (`--records` items in the table, an idle stream,
+`snapshot: initial_only`).
 """
 
 from __future__ import annotations
@@ -21,6 +23,9 @@ from bench.process import Service, measure, python
 # (stage, markers of frames that belong to it); the first stage with a marker in the innermost frame wins
 STAGES = [
     ("read: JSON parse of GetRecords pages (orjson)", ("rawbody.py",)),
+    ("read: JSON parse of Scan pages (orjson)", ("scanbody.py",)),
+    ("read: Scan threads (bridge/source/scan.py)", ("bridge/source/scan.py",)),
+    ("snapshot handoff (bridge/snapshots.py, bridge/source/snapshot.py)", ("bridge/snapshots.py", "snapshot.py")),
     ("read: botocore (request, signing, parsing)", ("botocore/",)),
     ("read: HTTP (http.client, urllib3, sockets)", ("urllib3/", "http/client.py", "socket.py", "ssl.py")),
     ("read: scheduling (bridge/source)", ("bridge/source/",)),
@@ -65,6 +70,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Profile the end-to-end bridge run with py-spy.")
     parser.add_argument("--records", type=int, default=50_000)
     parser.add_argument("--rate", type=int, default=100, help="samples per second")
+    parser.add_argument("--snapshot", action="store_true", help="profile the snapshot of a table of --records items")
     args = parser.parse_args(argv)
     spy = shutil.which("py-spy", path=str(Path(sys.executable).parent)) or shutil.which("py-spy")
     if spy is None:
@@ -75,21 +81,29 @@ def main(argv: list[str] | None = None) -> None:
         workdir = Path(temp)
         broker = KafkaBroker(workdir, partitions=endtoend.PARTITIONS)
         broker.start()
-        server = Service(python("-m", "bench.fakeaws", "--records", str(args.records)))
+        if args.snapshot:
+            server = Service(python("-m", "bench.fakeaws", "--records", "0", "--items", str(args.records)))
+        else:
+            server = Service(python("-m", "bench.fakeaws", "--records", str(args.records)))
         try:
             config = endtoend.bridge_config(
-                workdir, f"http://127.0.0.1:{server.port}", broker.bootstrap, f"profile-{corpus.TABLE}"
+                workdir,
+                f"http://127.0.0.1:{server.port}",
+                broker.bootstrap,
+                f"profile-{corpus.TABLE}",
+                table={"snapshot": "initial_only"} if args.snapshot else None,
             )
             raw = workdir / "profile.txt"
-            bridge = python(
-                "-m", "bridge", "--log-level", "WARNING", "run", "--config", str(config), "--until-caught-up"
-            )
+            bridge = python("-m", "bridge", "--log-level", "WARNING", "run", "--config", str(config))
+            if not args.snapshot:
+                bridge.append("--until-caught-up")
             spied = [spy, "record", "--gil", "--threads", "--format", "raw", "--rate", str(args.rate), "-o", str(raw)]
             run = measure([*spied, "--", *bridge])
             if run.returncode != 0:
                 raise SystemExit(f"the profiled run failed:\n{run.stderr[-3000:]}")
             print(
-                f"{args.records} records in {run.wall_s:.1f} s ({args.records / run.wall_s:.0f} records/s under py-spy)"
+                f"{args.records} {'items' if args.snapshot else 'records'} in {run.wall_s:.1f} s "
+                f"({args.records / run.wall_s:.0f}/s under py-spy)"
             )
             print(summarize(raw))
         finally:
