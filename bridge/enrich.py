@@ -20,20 +20,19 @@ which is what stream images look like, so the transcoder writes them straight to
 
 from __future__ import annotations
 
-import gc
 import itertools
 import logging
 import time
 from collections.abc import Callable
 from typing import Any
 
-import orjson
 from botocore.exceptions import BotoCoreError, ClientError
 
 from bridge.backoff import full_jitter
 from bridge.errors import FatalError, PoisonRecordError, RejectedEvent, RetriableError
 from bridge.normalize import _PENDING, ChangeEvent, LazyChangeEvent, normalize_value
 from bridge.source.aws_errors import MalformedAnswer, ResourceGone, classify, malformed_streak
+from bridge.source.rawbody import parsed_whole
 
 log = logging.getLogger(__name__)
 
@@ -53,15 +52,7 @@ def keep_raw_items(response_dict: dict, customized_response_dict: dict, **_: Any
     """
     if response_dict.get("status_code") != 200:
         return
-    collecting = gc.isenabled()
-    gc.disable()  # up to 16 MB of items: containers that cannot form cycles, collecting during the parse is waste
-    try:
-        parsed = orjson.loads(response_dict.get("body"))
-    except (orjson.JSONDecodeError, TypeError):
-        return
-    finally:
-        if collecting:
-            gc.enable()
+    parsed = parsed_whole(response_dict.get("body"))  # up to 16 MB of items
     if type(parsed) is not dict:
         return
     for name in ("Responses", "UnprocessedKeys"):  # checked by `CurrentItems`; a missing one stays missing

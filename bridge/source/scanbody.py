@@ -5,17 +5,16 @@ As `bridge.source.rawbody` does for GetRecords: `install(client)` registers a `b
 not parse items attribute by attribute. Items then are attribute-value JSON as the wire gives them (B/BS as
 base64 text, N as strings). Other answers (any status but 200) are left to botocore and its error parsing.
 
-The cyclic garbage collector is paused during the parse: a page is thousands of new containers that cannot
-form cycles, and collections triggered by them scan every live object, the queued pages included.
+The cyclic garbage collector is paused during the parse (`rawbody.parsed_whole`): a page is thousands of new
+containers that cannot form cycles, and collections triggered by them scan every live object.
 """
 
 from __future__ import annotations
 
 import base64
-import gc
 from typing import Any
 
-import orjson
+from bridge.source.rawbody import parsed_whole
 
 EVENT = "before-parse.dynamodb.Scan"
 BODY_BYTES = "BodyBytes"  # added to a raw-parsed answer: the size of its body, for capacity estimates
@@ -30,15 +29,7 @@ def keep_raw_items(response_dict: dict, customized_response_dict: dict, **_: Any
     if response_dict.get("status_code") != 200:
         return
     body = response_dict.get("body")
-    collecting = gc.isenabled()
-    gc.disable()
-    try:
-        parsed = orjson.loads(body)
-    except (orjson.JSONDecodeError, TypeError):
-        parsed = None
-    finally:
-        if collecting:
-            gc.enable()
+    parsed = parsed_whole(body)
     response_dict["body"] = b"{}"
     customized_response_dict[BODY_BYTES] = len(body) if isinstance(body, bytes | bytearray | str) else 0
     if type(parsed) is dict:

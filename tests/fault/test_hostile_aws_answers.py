@@ -13,7 +13,7 @@ import yaml
 
 from bridge.checkpoint import CheckpointStore
 from tests.bridge_process import run_bridge, write_config
-from tests.fake_endpoint import FakeEndpoint, closed_mid_body, cut_short, empty
+from tests.fake_endpoint import FakeEndpoint, closed_mid_body, cut_short, empty, without_records
 from tests.fake_streams import FakeAWS
 from tests.stream_harness import Changes, MemorySink, assert_exactly_once_in_order, caught_up_within, make_config
 
@@ -33,6 +33,7 @@ def world():
         ("GetRecords", cut_short),
         ("GetRecords", empty),
         ("GetRecords", closed_mid_body),
+        ("GetRecords", without_records),
         ("DescribeStream", cut_short),
         ("DescribeStream", empty),
     ],
