@@ -33,7 +33,7 @@ def test_failing_flush_pauses_reading_and_holds_the_checkpoint_until_the_sink_re
     config = parse_config(
         f"""
 source: {{endpoint_url: "{moto_endpoint}", poll_interval_ms: 50}}
-tables: [{{name: {TABLE}}}]
+tables: [{{name: {TABLE}, snapshot: never}}]
 sinks: [{{type: stdout}}]
 checkpoint: {{path: "{checkpoint}", interval_s: 0.2}}
 """
@@ -67,7 +67,7 @@ def test_stop_gives_up_at_shutdown_timeout_without_writing_the_checkpoint(dynamo
     config = parse_config(
         f"""
 source: {{endpoint_url: "{moto_endpoint}", poll_interval_ms: 50}}
-tables: [{{name: {TABLE}}}]
+tables: [{{name: {TABLE}, snapshot: never}}]
 sinks: [{{type: stdout}}]
 checkpoint: {{path: "{checkpoint}", interval_s: 0.2}}
 shutdown_timeout_s: 1

@@ -118,7 +118,7 @@ def test_skip_policy_logs_the_poison_record_and_goes_on(dynamodb, moto_endpoint,
 
 
 def _pipeline(tmp_path, moto_endpoint, **table):
-    create_table_yaml = ", ".join(f"{k}: {v}" for k, v in {"name": TABLE, **table}.items())
+    create_table_yaml = ", ".join(f"{k}: {v}" for k, v in {"name": TABLE, "snapshot": "never", **table}.items())
     config = parse_config(
         f"""
 source: {{endpoint_url: "{moto_endpoint}", poll_interval_ms: 50}}
