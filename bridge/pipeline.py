@@ -70,7 +70,9 @@ class Pipeline:
             if dynamodb is None or streams is None:
                 dynamodb, streams = aws_clients(config)
             tables = [
-                dataclasses.replace(table, start_position=starts[table.name]) if table.name in starts else table
+                dataclasses.replace(table, start_position=starts[table.name].position)
+                if table.name in starts
+                else table
                 for table in config.tables
             ]
             source = StreamSource(
@@ -82,6 +84,7 @@ class Pipeline:
                 discovery_interval=config.source.discovery_interval_s,
                 max_workers=config.source.max_workers,
                 clock=clock,
+                superseded={name: start.superseded_before_ms for name, start in starts.items()},
             )
         self.source = source
         self.dynamodb = dynamodb
@@ -213,7 +216,7 @@ class Pipeline:
                 return
 
     def _write(self, batch: ShardBatch, route: TableRoute, sinks: list[Sink]) -> None:
-        routed = route.route(batch.records, batch.table.stream_arn, batch.shard_id)
+        routed = route.route(batch.records, batch.table.stream_arn, batch.shard_id, batch.superseded_before_ms)
         self._deliver(routed, routed.events, route, sinks)
         self.snapshots.saw(batch.table.name, routed.events)
         if routed.last_sequence is not None:

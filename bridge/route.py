@@ -13,6 +13,7 @@ gives a dead letter, `skip` logs and counts it.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
@@ -70,14 +71,19 @@ class TableRoute:
         self.view_type = view_type
         self.transcoder = None  # set by `serve` when the sinks let images stay raw
         self.counts: Counter[str] = Counter()  # poison records routed, by policy
+        self.superseded_shards: set[str] = set()  # shards whose records older than the snapshot were skipped
 
     def serve(self, sinks: Sequence[Sink]) -> None:
         """Decide, for these sinks, whether images go from their JSON straight to Avro (no plain values)."""
         raw = bool(sinks) and not any(sink.reads_plain_values for sink in sinks)
         self.transcoder = self.encoding.codec.transcoder if raw and not self.table.exclude_attributes else None
 
-    def route(self, records: Sequence, stream_arn: str, shard_id: str) -> Routed:
-        """The events, dead letters and checkpoint position of `records` (stream records of one shard, in order)."""
+    def route(
+        self, records: Sequence, stream_arn: str, shard_id: str, superseded_before_ms: float = -math.inf
+    ) -> Routed:
+        """The events, dead letters and checkpoint position of `records` (stream records of one shard, in order).
+
+        Records created before `superseded_before_ms` (epoch ms) are skipped: the table's snapshot holds them."""
         changes: list[ChangeEvent] = []
         letters: list[DeadLetter | None] = []  # None for a record skipped by `skip`
         for record in records:
@@ -96,11 +102,24 @@ class TableRoute:
                 letter = DeadLetter(self.table.name, str(error), "normalize", stream_arn, shard_id, sequence, record)
                 letters.append(self._poison(letter))
                 continue
+            if event.approximate_creation_ms < superseded_before_ms:
+                self._superseded(shard_id)
+                continue
             changes.append(event)
         events: list[ChangeEvent] = []
         for event in self._enriched(changes, letters):
             self._admit(event, events, letters)
         return Routed(events, [letter for letter in letters if letter], last_sequence_number(records))
+
+    def _superseded(self, shard_id: str) -> None:
+        if shard_id not in self.superseded_shards:
+            self.superseded_shards.add(shard_id)
+            log.info(
+                "table %s, shard %s: skipping records created before the table's snapshot began (its rows hold "
+                "them; the stream is read from its trim horizon because no position of it was stored)",
+                self.table.name,
+                shard_id,
+            )
 
     def _enriched(self, events: list[ChangeEvent], letters: list[DeadLetter | None]) -> list[ChangeEvent]:
         """`events` with the current item where the table enriches them; an event whose key cannot be read

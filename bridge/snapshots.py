@@ -4,8 +4,10 @@ A table takes one when `cdc-bridge run --snapshot TABLE` asks for it (a new one,
 checkpoint), when the checkpoint holds an unfinished one (it resumes where each segment was), when the stream
 lost records and the table has `on_trimmed: resnapshot`, or - with `snapshot: initial` / `initial_only` - when
 the checkpoint knows nothing of the table; the stream then starts at its latest position, fixed before the
-first Scan page. A snapshot that resumes on a table whose stream positions were never stored (a crash before
-the first commit after records came) reads the stream from its trim horizon, so no change is missed.
+first Scan page. A table whose checkpoint holds a snapshot but no stream position (its stream had no record
+before a crash, or during a whole run) reads its stream from the trim horizon, so no change is missed, and
+skips the records created before its snapshot began (minus the handoff margin and a second of rounding):
+the snapshot's rows hold their effect, and replaying them after the rows would take items back in time.
 """
 
 from __future__ import annotations
@@ -14,13 +16,16 @@ import dataclasses
 import logging
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import orjson
 
 from bridge.checkpoint import CheckpointTracker, SegmentPosition, SnapshotCheckpoint
 from bridge.config import Config, TableConfig
 from bridge.ops import metrics
 from bridge.source.discovery import TableInfo, table_of_stream
 from bridge.source.scan import ScanPage
-from bridge.source.snapshot import Snapshot
+from bridge.source.snapshot import ROUNDING_MS, Snapshot
 
 log = logging.getLogger(__name__)
 
@@ -30,30 +35,48 @@ def new_snapshot(table: TableConfig, reason: str, now_ms: int) -> SnapshotCheckp
     return SnapshotCheckpoint(now_ms, reason, tuple(SegmentPosition() for _ in range(table.snapshot_segments)))
 
 
-def plan(config: Config, tracker: CheckpointTracker, requested: set[str], now_ms: int) -> dict[str, str]:
-    """Record in `tracker` the snapshots this run takes; returns the stream start each snapshot table needs
-    (`latest` or `trim_horizon`) by table name, for tables whose start is not given by the checkpoint."""
+@dataclass(frozen=True)
+class StreamStart:
+    """Where the stream of a snapshot table starts when the checkpoint holds no position of it: `latest` or
+    `trim_horizon`, and the creation time (epoch ms) before which its records are skipped (None: none are)."""
+
+    position: str
+    superseded_before_ms: int | None = None
+
+
+def plan(config: Config, tracker: CheckpointTracker, requested: set[str], now_ms: int) -> dict[str, StreamStart]:
+    """Record in `tracker` the snapshots this run takes; returns how the stream of each table with a snapshot
+    and no stored stream position starts, by table name."""
     starts = {}
     for table in config.tables:
         existing = tracker.snapshot(table.name)
         positioned = any(table_of_stream(arn) == table.name for arn, _ in tracker.acked)
-        if table.name in requested:
-            tracker.snapshot_written(table.name, new_snapshot(table, "requested", now_ms))
-        elif existing is not None and not existing.done:
-            if existing.segments and len(existing.segments) != table.snapshot_segments:
-                log.warning(
-                    "table %s: the snapshot in the checkpoint has %d segments; it resumes with them "
-                    "(snapshot_segments: %d applies to the next one)",
-                    table.name,
-                    len(existing.segments),
-                    table.snapshot_segments,
-                )
+        initial = table.snapshot != "never" and not tracker.knows(table.name)
+        if table.name in requested or initial:
+            reason = "requested" if table.name in requested else "initial"
+            tracker.snapshot_written(table.name, new_snapshot(table, reason, now_ms))
             if not positioned:
-                starts[table.name] = "trim_horizon"
-        elif table.snapshot != "never" and not tracker.knows(table.name):
-            tracker.snapshot_written(table.name, new_snapshot(table, "initial", now_ms))
-            starts[table.name] = "latest"
+                starts[table.name] = StreamStart("latest")
+            continue
+        if existing is None:
+            continue
+        if not existing.done and len(existing.segments) != table.snapshot_segments:
+            log.warning(
+                "table %s: the snapshot in the checkpoint has %d segments; it resumes with them "
+                "(snapshot_segments: %d applies to the next one)",
+                table.name,
+                len(existing.segments),
+                table.snapshot_segments,
+            )
+        if not positioned:
+            starts[table.name] = StreamStart("trim_horizon", existing.started_ms - _handoff_ms(table))
     return starts
+
+
+def _handoff_ms(table: TableConfig) -> int:
+    """How much older than a snapshot's start a record must be to be surely before it (AWS rounds creation
+    times down to the second)."""
+    return table.snapshot_handoff_margin_ms + ROUNDING_MS
 
 
 class Snapshots:
@@ -125,10 +148,15 @@ class Snapshots:
                 yield snapshot, page
 
     def event_ids(self, snapshot: Snapshot, page: ScanPage) -> Iterator[str]:
-        """The `event_id`s of a page's rows: snapshot start, segment, index of the item in its segment."""
-        first = snapshot.checkpoint.segments[page.segment].items
-        prefix = f"snapshot-{snapshot.checkpoint.started_ms}-{page.segment}-"
-        return (f"{prefix}{first + index}" for index in range(len(page.items)))
+        """The `event_id`s of a page's rows: `snapshot-<start ms>-<key attributes as wire JSON>`.
+
+        One id per item and snapshot, whatever page holds it: a page read again after a restart gives its
+        rows the ids they had, so a consumer that skips an `event_id` it applied skips exactly those."""
+        prefix = f"snapshot-{snapshot.checkpoint.started_ms}-"
+        names = self.infos[snapshot.table].key_names if snapshot.table in self.infos else ()
+        for item in page.items:
+            key = [item.get(name) for name in names] if type(item) is dict else None
+            yield prefix + orjson.dumps(key).decode()
 
     def written(self, snapshot: Snapshot, page: ScanPage) -> None:
         """Every row of `page` was written (or dropped): store the segment's new position at the next commit."""

@@ -27,6 +27,7 @@ its unfinished shards: every record written before it (give or take the handoff 
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
 import itertools
 import logging
@@ -68,6 +69,7 @@ class ShardBatch:
     records: list[dict]
     ended: bool
     watermark_ms: float = -math.inf
+    superseded_before_ms: float = -math.inf  # records created before are carried by the table's snapshot
 
 
 @dataclass
@@ -82,6 +84,7 @@ class _Shard:
     queued: int = 0  # batches of the shard put but not taken by `get` yet
     handed_ms: float = -math.inf  # the shard's watermark: how far the pipeline has taken it (epoch ms)
     tip_ms: float = -math.inf  # a call that found nothing more, started then; counts once `queued` is 0
+    superseded_before_ms: float = -math.inf  # see `ShardBatch`
 
 
 class StreamSource:
@@ -101,6 +104,7 @@ class StreamSource:
         queue_batches: int = 6,  # pages waiting for the pipeline: what bounds the memory of a backlog
         clock: Callable[[], float] = time.monotonic,  # what calls, polls, backoffs and listings are scheduled by
         wall_clock: Callable[[], float] = time.time,  # what watermarks are measured in (epoch seconds)
+        superseded: dict[str, int | None] | None = None,  # by table: see `TableStream.superseded_before_ms`
     ) -> None:
         self.table_configs = tables
         self.dynamodb = dynamodb
@@ -111,6 +115,7 @@ class StreamSource:
         self.records_per_call = records_per_call
         self.clock = clock
         self.wall_clock = wall_clock
+        self.superseded = superseded or {}
         self.batches: queue.Queue = queue.Queue(maxsize=queue_batches)
         self.work: queue.SimpleQueue = queue.SimpleQueue()  # shards due for a call; None stops a worker
         # Daemon threads: a call stalled on the network must not hold the process past its stop deadline.
@@ -136,7 +141,7 @@ class StreamSource:
         infos = []
         for config in self.table_configs:
             info = self._describe(config.name, cancel)
-            self.tables.append(TableStream(config, info, self.ledger.acked))
+            self.tables.append(TableStream(config, info, self.ledger.acked, self.superseded.get(config.name)))
             infos.append(info)
             log.info("table %s: stream %s, key %s", info.name, info.stream_arn, ", ".join(info.key_names))
         for worker in self.workers:
@@ -349,6 +354,7 @@ class StreamSource:
                     self.streams_client, table.info.stream_arn, shard_id, start, sequence, table.on_trimmed
                 )
                 self.shards[key] = shard = _Shard(table.info, table, reader)
+                shard.superseded_before_ms = table.superseded_for(shard_id)
                 log.info("shard %s of %s started at %s %s", shard_id, table.name, start, sequence or "")
                 metrics.shard_started(table.name, table.info.stream_arn, shard_id)
                 self._schedule(shard, 0.0)
@@ -394,7 +400,8 @@ class StreamSource:
                 else:
                     shard.handed_ms = max(shard.handed_ms, called_ms)
         if records or ended:
-            self._put(ShardBatch(shard.table, shard.reader.shard_id, records, ended, _created_ms(records)))
+            batch = ShardBatch(shard.table, shard.reader.shard_id, records, ended, _created_ms(records))
+            self._put(dataclasses.replace(batch, superseded_before_ms=shard.superseded_before_ms))
         if unconfirmed:
             shard.reader.end_unconfirmed()
             self._retry_later(

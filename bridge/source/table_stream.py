@@ -8,6 +8,7 @@ calls DynamoDB). A table reads one stream at a time: when its stream is disabled
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import replace
 
 from bridge.checkpoint import ShardCheckpoint, ShardKey
@@ -21,8 +22,16 @@ log = logging.getLogger(__name__)
 class TableStream:
     """Read state of one table: its current stream's shard tree, newer streams to read next, and flags."""
 
-    def __init__(self, config, info: TableInfo, checkpoints: dict[ShardKey, ShardCheckpoint]) -> None:
-        """`config` is the table's `TableConfig` (`name`, `start_position`, `on_trimmed`)."""
+    def __init__(
+        self,
+        config,
+        info: TableInfo,
+        checkpoints: dict[ShardKey, ShardCheckpoint],
+        superseded_before_ms: int | None = None,
+    ) -> None:
+        """`config` is the table's `TableConfig` (`name`, `start_position`, `on_trimmed`); records created before
+        `superseded_before_ms` (epoch ms) on shards without a checkpoint are carried by the table's snapshot."""
+        self.superseded_before_ms = superseded_before_ms
         self.name: str = config.name
         self.start_position: str = config.start_position
         self.on_trimmed: str = config.on_trimmed
@@ -94,6 +103,14 @@ class TableStream:
         if shard_id in self.latest_shards:
             return "LATEST", None
         return "TRIM_HORIZON", None
+
+    def superseded_for(self, shard_id: str) -> float:
+        """Records of the shard created before this (epoch ms) are skipped: its snapshot holds their effect.
+        Only for a shard without a checkpoint position (read from its trim horizon), else -inf."""
+        checkpoint = self.checkpoints.get((self.info.stream_arn, shard_id))
+        if self.superseded_before_ms is None or (checkpoint and checkpoint.sequence_number):
+            return -math.inf
+        return self.superseded_before_ms
 
     def caught_up(self) -> bool:
         """Nothing pending at the table level: listed after the last shard end, no stream change under way."""

@@ -170,7 +170,7 @@ def test_an_unfinished_snapshot_resumes_where_each_segment_was(tmp_path):
 
     assert scans.made == [("T", unfinished)]
     assert sorted(e.keys["pk"] for e in events) == ["s0-p0-0", "s0-p0-1"]  # segment 1 is not read again
-    assert [e.event_id for e in events] == ["snapshot-42-0-10", "snapshot-42-0-11"]
+    assert [e.event_id for e in events] == ['snapshot-42-[{"S":"s0-p0-0"}]', 'snapshot-42-[{"S":"s0-p0-1"}]']
     assert stored(tmp_path).items == 19 and stored(tmp_path).done
 
 

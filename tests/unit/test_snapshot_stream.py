@@ -301,3 +301,22 @@ def test_a_shard_split_during_the_snapshot_still_lets_rows_through_and_loses_not
     assert max(changes) < min(rows)  # every page was read after them: its rows wait for the children's reads
     assert stream_sequences(aws, since=seeded) <= {event.sequence_number for event in got}
     assert snapshot_done(tmp_path) and sink.state() == items(aws)
+
+
+def test_a_run_after_a_snapshot_whose_stream_had_no_record_delivers_new_changes_and_no_older_ones(tmp_path):
+    aws = FakeAWS(scan_page_items=4)  # records dated 2026-01-01: long before the snapshot
+    aws.create_table(TABLE)
+    for version in (1, 2):
+        aws.write(TABLE, "a", version)
+    config = snapshot_config(tmp_path)
+    first = MaterializingSink()
+    caught_up_within(aws, config, first)
+    assert [(e.op, e.after["v"]) for e in first.got()] == [("r", 2)]
+    assert CheckpointStore(tmp_path / "cp.json").load() == {}  # no stream position: the stream had no record
+
+    aws.wall_clock = time.time  # from now on records are dated by the wall clock, as AWS dates them
+    aws.write(TABLE, "a", 3)
+    second = MaterializingSink()
+    caught_up_within(aws, config, second)
+
+    assert [(e.key, e.op, e.after["v"]) for e in second.got()] == [("a", "u", 3)]
