@@ -27,10 +27,13 @@ ShardKey = tuple[str, str]  # (stream_arn, shard_id)
 
 @dataclass(frozen=True)
 class ShardCheckpoint:
-    """Where reading resumes: after `sequence_number`; a finished shard is not read again."""
+    """Where reading resumes: after `sequence_number`; a finished shard is not read again. A shard read without
+    a record yet has `quiet_ms` instead: a `GetRecords` call made then (epoch ms, this host's clock) found
+    nothing more, so no record created well before it is unread."""
 
     sequence_number: str | None = None
     finished: bool = False
+    quiet_ms: int | None = None
 
 
 @dataclass(frozen=True)
@@ -84,10 +87,12 @@ def _snapshot_entry(snapshot: SnapshotCheckpoint) -> dict:
 
 
 def _entry(entry: dict) -> ShardCheckpoint:
-    sequence, finished = entry["sequence_number"], entry["finished"]
+    sequence, finished, quiet = entry["sequence_number"], entry["finished"], entry.get("quiet_ms")
     if not (sequence is None or (isinstance(sequence, str) and sequence.isdigit())) or not isinstance(finished, bool):
         raise ValueError(f"bad shard entry {entry!r}")
-    return ShardCheckpoint(sequence, finished)
+    if not (quiet is None or type(quiet) is int):
+        raise ValueError(f"bad shard entry {entry!r}")
+    return ShardCheckpoint(sequence, finished, quiet)
 
 
 class CheckpointLock:
@@ -214,6 +219,8 @@ class CheckpointStore:
         streams: dict[str, dict] = {}
         for (arn, shard_id), checkpoint in sorted(checkpoints.items()):
             entry = {"sequence_number": checkpoint.sequence_number, "finished": checkpoint.finished}
+            if checkpoint.quiet_ms is not None:
+                entry["quiet_ms"] = checkpoint.quiet_ms
             streams.setdefault(arn, {})[shard_id] = entry
         document = {"version": 2, "streams": streams}
         document["snapshots"] = {table: _snapshot_entry(s) for table, s in sorted((snapshots or {}).items())}
@@ -275,6 +282,14 @@ class CheckpointTracker:
         key = (stream_arn, shard_id)
         last = self.pending.get(key) or self.acked.get(key) or ShardCheckpoint()
         self.pending[key] = ShardCheckpoint(last.sequence_number, True)
+
+    def quiet(self, stream_arn: str, shard_id: str, quiet_ms: int, refresh_ms: int = 0) -> None:
+        """The shard, with no record read yet, was found to have nothing more at `quiet_ms`: recorded unless a
+        sequence number is known, or the stored time is less than `refresh_ms` older."""
+        key = (stream_arn, shard_id)
+        last = self.pending.get(key) or self.acked.get(key) or ShardCheckpoint()
+        if last.sequence_number is None and not last.finished and (last.quiet_ms or 0) + refresh_ms <= quiet_ms:
+            self.pending[key] = ShardCheckpoint(None, False, quiet_ms)
 
     def snapshot(self, table: str) -> SnapshotCheckpoint | None:
         """The table's snapshot as last recorded (written or committed), None when it never had one."""

@@ -37,6 +37,7 @@ from bridge.source.scan import TableScan
 log = logging.getLogger(__name__)
 MAX_UNFLUSHED_EVENTS = 20_000  # events written since the last flush before reading pauses for one
 FLUSH_ATTEMPT_S = 10.0  # longest single flush attempt before it is logged and retried
+QUIET_REFRESH_MS = 60_000  # how often a shard without records has its "nothing more" time stored
 
 
 class Pipeline:
@@ -136,7 +137,7 @@ class Pipeline:
                 self._loop(routes, sinks, until_caught_up)
                 self.snapshots.stop(self._time_left())
                 source.stop(self._time_left())
-                self._commit(sinks)
+                self._commit(sinks, final=True)
             finally:
                 self.snapshots.stop(self._time_left())
                 source.stop(self._time_left())
@@ -271,12 +272,14 @@ class Pipeline:
                 ) from error
         return letters
 
-    def _commit(self, sinks: list[Sink]) -> None:
+    def _commit(self, sinks: list[Sink], final: bool = False) -> None:
         """Flush every sink and dead-letter destination, then store the checkpoint.
 
         While they cannot confirm (broker away), retry with backoff and a log line per attempt, reading
         nothing meanwhile; once a stop is requested, give up at its deadline (the checkpoint stays put).
         """
+        for (arn, shard_id), quiet_ms in self.source.quiet_shards().items():
+            self.tracker.quiet(arn, shard_id, int(quiet_ms), 0 if final else QUIET_REFRESH_MS)
         if not self.tracker.has_pending:
             return
         attempt = 0

@@ -187,6 +187,15 @@ class StreamSource:
                 table.resnapshot = False
         return names
 
+    def quiet_shards(self) -> dict[ShardKey, float]:
+        """Shards read with no record yet, and when the pipeline last had everything of them (epoch ms)."""
+        with self.lock:
+            return {
+                key: shard.handed_ms
+                for key, shard in self.shards.items()
+                if shard.reader.last_sequence is None and shard.handed_ms > -math.inf
+            }
+
     def watermark(self, table: str) -> float:
         """How far the stream of `table` was handed on (epoch ms): every unfinished shard handed on a record
         created after it, or found nothing more in a call started after it. -inf while a shard has not been

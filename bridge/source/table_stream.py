@@ -32,6 +32,7 @@ class TableStream:
         """`config` is the table's `TableConfig` (`name`, `start_position`, `on_trimmed`); records created before
         `superseded_before_ms` (epoch ms) on shards without a checkpoint are carried by the table's snapshot."""
         self.superseded_before_ms = superseded_before_ms
+        self.margin_ms: int = config.snapshot_handoff_margin_ms
         self.name: str = config.name
         self.start_position: str = config.start_position
         self.on_trimmed: str = config.on_trimmed
@@ -105,12 +106,16 @@ class TableStream:
         return "TRIM_HORIZON", None
 
     def superseded_for(self, shard_id: str) -> float:
-        """Records of the shard created before this (epoch ms) are skipped: its snapshot holds their effect.
-        Only for a shard without a checkpoint position (read from its trim horizon), else -inf."""
-        checkpoint = self.checkpoints.get((self.info.stream_arn, shard_id))
-        if self.superseded_before_ms is None or (checkpoint and checkpoint.sequence_number):
+        """Records of the shard created before this (epoch ms) are skipped, for a shard without a checkpointed
+        sequence number (read from its trim horizon): the table's snapshot holds them, or an earlier run found
+        nothing more at the checkpoint's `quiet_ms` (less the handoff margin and a second of rounding)."""
+        checkpoint = self.checkpoints.get((self.info.stream_arn, shard_id)) or ShardCheckpoint()
+        if checkpoint.sequence_number:
             return -math.inf
-        return self.superseded_before_ms
+        before = -math.inf if self.superseded_before_ms is None else self.superseded_before_ms
+        if checkpoint.quiet_ms is not None:
+            before = max(before, checkpoint.quiet_ms - self.margin_ms - 1000)
+        return before
 
     def caught_up(self) -> bool:
         """Nothing pending at the table level: listed after the last shard end, no stream change under way."""

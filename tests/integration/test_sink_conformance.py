@@ -255,7 +255,9 @@ def test_an_event_the_plugin_rejects_gets_the_tables_on_poison_and_the_rest_is_w
     for key in ("Acme", "Bolt Co", "Cato", "Acme"):
         aws.write("Phones", key, 1)
     lines, dead = tmp_path / "lines.txt", tmp_path / "dead.jsonl"
-    table = {"name": "Phones", "on_poison": policy, "snapshot": "never"} | ({"dead_letter_path": str(dead)} if policy == "dlq" else {})
+    table = {"name": "Phones", "on_poison": policy, "snapshot": "never"} | (
+        {"dead_letter_path": str(dead)} if policy == "dlq" else {}
+    )
     config = parse_config(
         json.dumps(
             {

@@ -73,6 +73,9 @@ class ScriptedSource:
     def resnapshots(self) -> list[str]:
         return []
 
+    def quiet_shards(self) -> dict:
+        return {}
+
     def stop(self, timeout: float = 10.0) -> None:
         self.stops += 1
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from bridge.checkpoint import CheckpointStore
@@ -28,6 +30,22 @@ def test_latest_start_skips_records_written_before_the_first_run(tmp_path, chang
         wait_for(lambda: aws.get_records_calls(shard), 20, "the first read")
         changes.many("T", 10)
         wait_for(lambda: sink.count() == 10, 20, "the new records")
+    assert_exactly_once_in_order(sink.events, changes.written[10:])
+
+
+def test_a_latest_start_whose_first_run_read_nothing_resumes_with_what_was_written_meanwhile(tmp_path, changes):
+    aws = changes.aws
+    aws.create_table("T")
+    aws.wall_clock = lambda: time.time() - 60  # records dated by when they were written: a minute ago
+    changes.many("T", 10)  # before the first run: a latest start skips them, now and on every later run
+    aws.wall_clock = time.time
+    config = make_config(tmp_path / "cp.json", [{"name": "T", "start_position": "latest"}])
+    run_until_caught_up(aws, config, MemorySink())  # reads nothing: only when the shard was quiet is stored
+    changes.many("T", 10)  # while no bridge runs
+    sink = MemorySink()
+
+    run_until_caught_up(aws, config, sink)
+
     assert_exactly_once_in_order(sink.events, changes.written[10:])
 
 
