@@ -177,6 +177,8 @@ class Pipeline:
             snapshot.segments,
             consistent_read=table.snapshot_consistent_read,
             max_read_units_per_s=table.snapshot_max_read_units_per_s,
+            workers=min(8, len(snapshot.segments)),
+            queue_pages=4,
         )
 
     def _make_sinks(self, routes: dict[str, TableRoute]) -> list[Sink]:
@@ -202,7 +204,8 @@ class Pipeline:
         interval = self.config.checkpoint.interval_s
         next_commit = time.monotonic() + interval
         while not self.stop_requested.is_set():
-            batch = self.source.get(timeout=0.05)
+            # While a snapshot runs, its pages wait on the stream's watermark, which moves without a batch too.
+            batch = self.source.get(timeout=0.05 if self.snapshots.all_done() else 0.005)
             if batch is not None:
                 self._write(batch, routes[batch.table.name], sinks)
             self._write_snapshots(routes, sinks)

@@ -71,7 +71,7 @@ class TableRoute:
         self.view_type = view_type
         self.transcoder = None  # set by `serve` when the sinks let images stay raw
         self.counts: Counter[str] = Counter()  # poison records routed, by policy
-        self.superseded_shards: set[str] = set()  # shards whose records older than the snapshot were skipped
+        self.superseded_shards: set[str] = set()  # shards whose records older than their cut were skipped
 
     def serve(self, sinks: Sequence[Sink]) -> None:
         """Decide, for these sinks, whether images go from their JSON straight to Avro (no plain values)."""
@@ -83,7 +83,8 @@ class TableRoute:
     ) -> Routed:
         """The events, dead letters and checkpoint position of `records` (stream records of one shard, in order).
 
-        Records created before `superseded_before_ms` (epoch ms) are skipped: the table's snapshot holds them."""
+        Records created before `superseded_before_ms` (epoch ms) are skipped: read by an earlier run already, or
+        held by the table's snapshot (`TableStream.superseded_for`)."""
         changes: list[ChangeEvent] = []
         letters: list[DeadLetter | None] = []  # None for a record skipped by `skip`
         for record in records:
@@ -115,8 +116,8 @@ class TableRoute:
         if shard_id not in self.superseded_shards:
             self.superseded_shards.add(shard_id)
             log.info(
-                "table %s, shard %s: skipping records created before the table's snapshot began (its rows hold "
-                "them; the stream is read from its trim horizon because no position of it was stored)",
+                "table %s, shard %s: read from its trim horizon (no sequence number of it was stored), skipping "
+                "the records created before the last run found it quiet or before the table's snapshot began",
                 self.table.name,
                 shard_id,
             )
