@@ -117,3 +117,27 @@ def test_progress_rate_is_events_per_second_since_last_tick(restore_logging):
     line.tick()
 
     assert " · 5/s · " in stream.getvalue()
+
+
+def test_progress_text_shows_a_running_snapshot_with_its_share_rate_and_eta():
+    text = progress_text(0, 0, None, None, {}, {"Orders": (40_210, 9_870.2, 100_000), "Users": (12, 3.0, None)})
+
+    assert text.endswith(" · snapshot Orders 40,210 of ~100,000 (40 %) 9,870/s ETA 6.1 s · snapshot Users 12 3/s")
+
+
+def test_progress_line_shows_the_snapshot_items_per_second_since_last_tick_until_its_segments_are_done():
+    stream = io.StringIO()
+    clock = [0.0]
+    metrics.snapshot_progress("ProgressSnap", 1_000, 2, 10_000)
+    line = ProgressLine(stream, lambda: clock[0])
+    line.tick()
+
+    clock[0] = 2.0
+    metrics.snapshot_progress("ProgressSnap", 5_000, 1, 10_000)
+    line.tick()
+    assert stream.getvalue().endswith("snapshot ProgressSnap 5,000 of ~10,000 (50 %) 2,000/s ETA 2.5 s")
+    assert metrics.total("cdc_bridge_snapshot_items") >= 5_000
+
+    metrics.snapshot_progress("ProgressSnap", 10_000, 0, 10_000)
+    line.tick()
+    assert "snapshot ProgressSnap" not in stream.getvalue().split(CLEAR)[-1]
