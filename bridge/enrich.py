@@ -190,17 +190,14 @@ class CurrentItems:
 
     def _check(self, answer: Any, chunk: dict[Identity, dict]) -> tuple[dict[Identity, dict], set[Identity]]:
         """The found items and unprocessed keys of a BatchGetItem answer, each one of `chunk`'s keys, or
-        `MalformedAnswer`. A table missing from `Responses` has no item found (DynamoDB lists it anyway)."""
+        `MalformedAnswer`. `Responses` lists the table whenever it answers for some key: a table missing
+        from it is no answer ("no item found" would say every item is gone), unless every key is unprocessed."""
         responses = answer.get("Responses") if type(answer) is dict else None
         unprocessed = answer.get("UnprocessedKeys") if type(answer) is dict else None
         if type(responses) is not dict:
             raise self._malformed("no `Responses` object")
         if type(unprocessed) is not dict:
             raise self._malformed("no `UnprocessedKeys` object")
-        found = responses.get(self.table, [])
-        if type(found) is not list:
-            raise self._malformed(f"`Responses.{self.table}` is a {type(found).__name__}, not a list")
-        answered = {self._asked(item, chunk, "an item"): item for item in found}
         left = unprocessed.get(self.table)
         skipped: set[Identity] = set()
         if left is not None:
@@ -208,6 +205,12 @@ class CurrentItems:
             if type(keys) is not list:
                 raise self._malformed(f"`UnprocessedKeys.{self.table}` has no `Keys` list")
             skipped = {self._asked(key, chunk, "an unprocessed key") for key in keys}
+        found = responses.get(self.table)
+        if found is None and skipped != chunk.keys():
+            raise self._malformed(f"no `Responses.{self.table}` for the keys it did not leave unprocessed")
+        if type(found) is not list and found is not None:
+            raise self._malformed(f"`Responses.{self.table}` is a {type(found).__name__}, not a list")
+        answered = {self._asked(item, chunk, "an item"): item for item in found or ()}
         if not skipped.isdisjoint(answered):
             raise self._malformed("a key is both answered and unprocessed")
         return answered, skipped

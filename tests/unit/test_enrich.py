@@ -235,6 +235,7 @@ MALFORMED = [
     {"Responses": {TABLE: [{"pk": {"S": "not asked"}}]}, "UnprocessedKeys": {}},
     {"Responses": {TABLE: [{"pk": {"N": "x"}}]}, "UnprocessedKeys": {}},
     {"Responses": {TABLE: []}},
+    {"Responses": {}, "UnprocessedKeys": {}},  # no answer for the table is not "every item is gone"
     {"Responses": {TABLE: []}, "UnprocessedKeys": {TABLE: {"Keys": "a"}}},
     {"Responses": {TABLE: [{"pk": {"S": "a"}}]}, "UnprocessedKeys": {TABLE: {"Keys": [{"pk": {"S": "a"}}]}}},
     "not an answer",
