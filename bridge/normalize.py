@@ -288,6 +288,23 @@ class RawImage(bytes):
             raise PoisonRecordError(f"image is not valid JSON: {error}") from None
 
 
+class ScannedItem(RawImage):
+    """A scanned item still as its JSON text (bridge/source/scanbody.py), with `key`: its key attributes as
+    attribute-value JSON (`{"pk": {"S": "a"}}`; an item lacking one lacks it there too). Only the key names
+    may be read from `key`: it can hold other attributes (those whose names the text spells with escapes).
+
+    It is a `RawImage` to whatever reads it as one (dead letters write it as its parsed JSON), but not one
+    to the transcoder, which takes exact `RawImage`s only: `to_snapshot_event` hands that a copy."""
+
+    def __new__(cls, text: bytes, key: dict) -> ScannedItem:
+        item = super().__new__(cls, text)
+        item.key = key
+        return item
+
+    def __reduce__(self) -> tuple:
+        return ScannedItem, (bytes(self), self.key)
+
+
 def _image(data: dict, name: str) -> dict | None:
     image = data.get(name)
     if image is None:
@@ -400,17 +417,22 @@ def to_snapshot_event(
     read_ms: int,
     view_type: str,
 ) -> LazyChangeEvent:
-    """One item of a table `Scan` (attribute-value JSON as the answer gives it) as an `op: r` change event.
+    """One item of a table `Scan` (attribute-value JSON as the answer gives it, parsed or a `ScannedItem`) as
+    an `op: r` change event.
 
     `after` is the item (normalized when first read, like a stream image), `before` is None; `position` names
-    the scan segment, `read_ms` is when the page holding the item was read.
+    the scan segment, `read_ms` is when the page holding the item was read. `record` is the item as given.
     """
-    if type(item) is not dict:
+    if type(item) is ScannedItem:
+        attributes, image = item.key, RawImage(item)
+    elif type(item) is dict:
+        attributes = image = item
+    else:
         raise PoisonRecordError(f"a scanned item must be an object of attribute values, got {type(item).__name__}")
-    missing = [name for name in key_names if name not in item]
+    missing = [name for name in key_names if name not in attributes]
     if missing or not key_names:
         raise PoisonRecordError(f"scanned item has no key attribute {', '.join(missing) or '?'}", "Keys")
-    keys = _image({"Keys": {name: item[name] for name in key_names}}, "Keys")
+    keys = _image({"Keys": {name: attributes[name] for name in key_names}}, "Keys")
     return LazyChangeEvent(
         "r",
         table,
@@ -425,5 +447,5 @@ def to_snapshot_event(
         region,
         item,
         current_item=True,
-        raw_images=(None, item),
+        raw_images=(None, image),
     )

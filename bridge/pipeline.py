@@ -179,6 +179,7 @@ class Pipeline:
             max_read_units_per_s=table.snapshot_max_read_units_per_s,
             workers=min(8, len(snapshot.segments)),
             queue_pages=4,
+            key_names=self.routes[table.name].key_names,
         )
 
     def _make_sinks(self, routes: dict[str, TableRoute]) -> list[Sink]:

@@ -27,6 +27,7 @@ from bridge.filters import filter_event
 from bridge.normalize import (
     ChangeEvent,
     Position,
+    ScannedItem,
     last_sequence_number,
     sequence_number_of,
     to_change_event,
@@ -181,8 +182,9 @@ class TableRoute:
     def _letter(self, event: ChangeEvent, reason: str, stage: str) -> DeadLetter:
         position, record = event.position, event.record
         keys = None
-        if event.op == "r" and type(record) is dict:
-            keys = {name: record[name] for name in self.key_names if name in record}
+        if event.op == "r" and type(record) in (dict, ScannedItem):  # a scanned item, parsed or as text
+            attributes = record.key if type(record) is ScannedItem else record
+            keys = {name: attributes[name] for name in self.key_names if name in attributes}
         return DeadLetter(
             self.table.name,
             reason,

@@ -22,6 +22,7 @@ import orjson
 
 from bridge.checkpoint import CheckpointTracker, SegmentPosition, SnapshotCheckpoint
 from bridge.config import Config, TableConfig
+from bridge.normalize import ScannedItem
 from bridge.ops import metrics
 from bridge.source.discovery import TableInfo, table_of_stream
 from bridge.source.scan import ScanPage
@@ -155,7 +156,8 @@ class Snapshots:
         prefix = f"snapshot-{snapshot.checkpoint.started_ms}-"
         names = self.infos[snapshot.table].key_names if snapshot.table in self.infos else ()
         for item in page.items:
-            key = [item.get(name) for name in names] if type(item) is dict else None
+            attributes = item.key if type(item) is ScannedItem else item  # as text: its key attributes parsed
+            key = [attributes.get(name) for name in names] if type(attributes) is dict else None
             yield prefix + orjson.dumps(key).decode()
 
     def written(self, snapshot: Snapshot, page: ScanPage) -> None:

@@ -9,7 +9,8 @@ moment, resumed from the last page it wrote, reads the pages after it again at m
 
 Gentle: one token bucket per scan paces requests to `max_read_units_per_s`; throttling, 5xx, broken
 connections and malformed answers are retried after a full-jitter backoff and logged (malformed ones are fatal
-after `MALFORMED_LIMIT` in a row). Bodies are parsed raw by orjson (`bridge.source.scanbody`).
+after `MALFORMED_LIMIT` in a row). Bodies are parsed raw by orjson (`bridge.source.scanbody`); given the
+table's `key_names`, items stay JSON text with their key attributes parsed (`ScannedItem`) where they can.
 
 Threads and the lock: `lock` guards `unhanded` (requests in flight and pages not yet taken, with their start
 times) and `unfinished`. A `_Segment` is touched only by the thread holding it; `ready` (a deque, atomic by
@@ -33,8 +34,9 @@ from botocore.exceptions import BotoCoreError, ClientError
 from bridge.backoff import full_jitter
 from bridge.checkpoint import SegmentPosition
 from bridge.errors import FatalError, RetriableError
+from bridge.normalize import ScannedItem
 from bridge.source.aws_errors import MalformedAnswer, ResourceGone, classify, malformed_streak
-from bridge.source.scanbody import BODY_BYTES, install, request_key
+from bridge.source.scanbody import BODY_BYTES, install, keyed_items, request_key
 
 log = logging.getLogger(__name__)
 BACKOFF_BASE, BACKOFF_CAP = 0.1, 20.0
@@ -47,7 +49,8 @@ class ScanPage:
 
     table: str
     segment: int
-    items: list[dict]  # attribute-value JSON as the wire gives it (B/BS base64 text), parsed by orjson
+    items: list[dict | ScannedItem]  # attribute-value JSON as the wire gives it (B/BS base64 text): parsed by
+    # orjson, or (with the table's key names) each item's text and its key attributes parsed
     last_key: dict | None  # the answer's LastEvaluatedKey (wire JSON): where the segment resumes; None: segment done
     started_ms: int  # wall clock (epoch ms) just before the request that got this answer was sent
     read_ms: int  # wall clock when the answer was in
@@ -93,6 +96,8 @@ class TableScan:
     a thread: `ConfigError` (access denied) or `FatalError` (too many malformed answers, the table deleted,
     any other refusal). A checkpointed key that is not a key is a `FatalError` at once. Backoffs and the read
     budget wait with `sleep` (default: a wait that `stop` ends) and `monotonic`; tests give them a fake clock.
+    With `key_names` (the table's key attributes, partition key first), pages hold `ScannedItem`s where the
+    C module can cut them out; without, dicts.
     """
 
     def __init__(
@@ -109,13 +114,15 @@ class TableScan:
         wall_clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] | None = None,
+        key_names: Sequence[str] = (),
     ) -> None:
         if not positions or workers < 1 or queue_pages < 1 or (page_limit is not None and page_limit < 1):
             raise ValueError("a scan needs segments, and at least one worker, queued page and item per page")
         if max_read_units_per_s is not None and not max_read_units_per_s > 0:
             raise ValueError(f"max_read_units_per_s must be positive, not {max_read_units_per_s!r}")
-        install(dynamodb)  # items as wire JSON, parsed whole
+        install(dynamodb)  # items as wire JSON: parsed whole, or as text within `keyed_items`
         self.dynamodb, self.table, self.total = dynamodb, table, len(positions)
+        self.key_names = tuple(key_names)
         self.consistent_read, self.page_limit = consistent_read, page_limit
         self.wall_clock, self.sleep = wall_clock, sleep
         self.budget = _ReadBudget(max_read_units_per_s, monotonic) if max_read_units_per_s is not None else None
@@ -214,7 +221,9 @@ class TableScan:
                 token, started_ms = next(self.tokens), self._now_ms()
                 self.unhanded[token] = started_ms
             try:
-                page, start = self._page(segment, self.dynamodb.scan(**self._request(segment)), started_ms)
+                with keyed_items(self.key_names):
+                    answer = self.dynamodb.scan(**self._request(segment))
+                page, start = self._page(segment, answer, started_ms)
             except (ClientError, BotoCoreError, MalformedAnswer) as error:
                 with self.lock:
                     del self.unhanded[token]
@@ -248,7 +257,7 @@ class TableScan:
             self.budget.charge(self._units(answer))
         where = f"table {self.table} segment {segment.index}"
         items = answer.get("Items")
-        if type(items) is not list or not all(type(item) is dict for item in items):
+        if type(items) is not list or not all(type(item) in (dict, ScannedItem) for item in items):
             raise MalformedAnswer(f"{where}: Scan answered without a list of items (Items: {type(items).__name__})")
         last_key, start = answer.get("LastEvaluatedKey"), None
         if "LastEvaluatedKey" in answer:

@@ -5,6 +5,13 @@ As `bridge.source.rawbody` does for GetRecords: `install(client)` registers a `b
 not parse items attribute by attribute. Items then are attribute-value JSON as the wire gives them (B/BS as
 base64 text, N as strings). Other answers (any status but 200) are left to botocore and its error parsing.
 
+When the C module is built (bridge/codec/csrc/) and the thread calling Scan says which key attributes the
+table has (`keyed_items`), items stay JSON text, as `bridge.source.rawbody` leaves stream images:
+`split_items` cuts each item out of the page (each checked to be whole, valid JSON; a page with a broken one,
+or of an unexpected shape, is parsed whole), orjson parses what is left and each item's key attributes, and
+`Items` holds `bridge.normalize.ScannedItem`s. The transcoder writes them from their text straight to Avro;
+anything that needs their values parses them then. Without the module or the key names, items are dicts.
+
 The cyclic garbage collector is paused during the parse (`rawbody.parsed_whole`): a page is thousands of new
 containers that cannot form cycles, and collections triggered by them scan every live object.
 """
@@ -12,13 +19,37 @@ containers that cannot form cycles, and collections triggered by them scan every
 from __future__ import annotations
 
 import base64
+import contextlib
+import threading
+from collections.abc import Iterator
 from typing import Any
 
+import orjson
+
+from bridge.normalize import ScannedItem
 from bridge.source.rawbody import parsed_whole
+
+try:
+    from bridge.codec._speedups import split_items
+except ImportError:  # installed without a C compiler: pages are parsed whole
+    split_items = None
 
 EVENT = "before-parse.dynamodb.Scan"
 BODY_BYTES = "BodyBytes"  # added to a raw-parsed answer: the size of its body, for capacity estimates
 FIELDS = ("Items", "LastEvaluatedKey", "ConsumedCapacity", "Count")
+_calling = threading.local()  # `key_names`: those of the table whose Scan this thread calls (`keyed_items`)
+
+
+@contextlib.contextmanager
+def keyed_items(key_names: tuple[str, ...]) -> Iterator[None]:
+    """Within it, the Scan answers this thread receives hand on their items as `ScannedItem`s with the
+    attributes `key_names` as their key (when the C module is built; else, and for `()`, as dicts)."""
+    outer = getattr(_calling, "key_names", ())
+    _calling.key_names = key_names
+    try:
+        yield
+    finally:
+        _calling.key_names = outer
 
 
 def keep_raw_items(response_dict: dict, customized_response_dict: dict, **_: Any) -> None:
@@ -29,13 +60,27 @@ def keep_raw_items(response_dict: dict, customized_response_dict: dict, **_: Any
     if response_dict.get("status_code") != 200:
         return
     body = response_dict.get("body")
-    parsed = parsed_whole(body)
+    key_names = getattr(_calling, "key_names", ())
+    parsed = parsed_whole(body, lambda page: _parse(page, key_names))
     response_dict["body"] = b"{}"
     customized_response_dict[BODY_BYTES] = len(body) if isinstance(body, bytes | bytearray | str) else 0
     if type(parsed) is dict:
         for field in FIELDS:
             if field in parsed:
                 customized_response_dict[field] = parsed[field]
+
+
+def _parse(body: Any, key_names: tuple[str, ...]) -> Any:
+    """The page as orjson parses it, with its items as `ScannedItem`s when they can be (see above)."""
+    split = split_items(body, key_names) if split_items is not None and key_names and type(body) is bytes else None
+    if split is None:
+        return orjson.loads(body)
+    kept, texts, keys = split
+    parsed = orjson.loads(kept)  # an object: split_items found one
+    if "Items" in parsed:  # each item the split cut out is now its index
+        keys = orjson.loads(b"[" + b",".join(keys) + b"]")  # one call for the page's keys
+        parsed["Items"] = [ScannedItem(texts[index], keys[index]) for index in parsed["Items"]]
+    return parsed
 
 
 def install(client) -> None:

@@ -19,6 +19,7 @@ from botocore.exceptions import ReadTimeoutError
 
 from bridge.checkpoint import SegmentPosition
 from bridge.errors import ConfigError, FatalError
+from bridge.normalize import ScannedItem
 from bridge.source.aws_errors import MALFORMED_LIMIT
 from bridge.source.scan import BACKOFF_CAP, ScanPage, TableScan
 from bridge.source.scanbody import EVENT
@@ -218,6 +219,19 @@ def test_a_single_segment_is_a_plain_scan_without_segment_parameters(running):
             "ExclusiveStartKey": request_form(0, 0),
         }
     ]
+
+
+def test_with_the_tables_key_names_items_come_as_text_with_their_key_attributes(running):
+    fake = FakeDynamoDB([[2, 3], [1]])
+    scan = started(running, make_scan(fake, [SegmentPosition()] * 2, key_names=("pk", "sk")))
+
+    pages = by_segment(take_all(scan))
+
+    for segment in (0, 1):
+        items = [i for p in pages[segment] for i in p.items]
+        assert all(type(i) is ScannedItem for i in items)
+        assert [i.parsed() for i in items] == fake.items_of(segment)
+        assert [i.key for i in items] == [{"pk": i["pk"], "sk": i["sk"]} for i in fake.items_of(segment)]
 
 
 def test_every_segment_is_scanned_to_its_end_in_order_with_more_segments_than_workers(running):

@@ -1,6 +1,7 @@
 /* Shared by the C module `bridge.codec._speedups` (module.c): an output buffer with Avro's primitives, exact
  * numbers, and the ordering of set members. objects.c writes an image from parsed Python objects, json.c from
- * its JSON text, split.c cuts the images out of a GetRecords page. */
+ * its JSON text, split.c cuts the images out of a GetRecords page
+ * and the items out of a Scan page. */
 #ifndef BRIDGE_AVRO_H
 #define BRIDGE_AVRO_H
 
@@ -109,5 +110,6 @@ int json_check(const char **p, const char *end);
 PyObject *encode_image(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
 PyObject *encode_image_json(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
 PyObject *split_images(PyObject *module, PyObject *body);
+PyObject *split_items(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
 
 #endif

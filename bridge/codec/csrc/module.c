@@ -3,7 +3,7 @@
  * A raw DynamoDB image, as parsed objects (objects.c) or as JSON text (json.c), straight to the Avro bytes of
  * the generic envelope's `before`/`after` union value, exactly as `bridge.codec.transcode.image_writer`
  * writes them (tests/unit/test_speedups.py and test_speedups_json.py compare them byte for byte); and the
- * cut that leaves a GetRecords page's images as text (split.c). */
+ * cuts that leave a GetRecords page's images and a Scan page's items as text (split.c). */
 #include "avro.h"
 
 PyObject *a2b_base64;
@@ -16,6 +16,9 @@ static PyMethodDef methods[] = {
      "encode_image_json(text, tags) -> bytes | None: encode_image of the image's JSON text, or None (parse it)."},
     {"split_images", split_images, METH_O,
      "split_images(body) -> (bytes, list[bytes]) | None: a GetRecords page with its images cut out."},
+    {"split_items", (PyCFunction)(void (*)(void))split_items, METH_FASTCALL,
+     "split_items(body, key_names) -> (bytes, list[bytes], list[bytes]) | None: a Scan page with its items cut out, "
+     "and their key attributes."},
     {NULL, NULL, 0, NULL},
 };
 
