@@ -178,7 +178,7 @@ class Pipeline:
             consistent_read=table.snapshot_consistent_read,
             max_read_units_per_s=table.snapshot_max_read_units_per_s,
             workers=min(8, len(snapshot.segments)),
-            queue_pages=4,
+            queue_pages=8,
             key_names=self.routes[table.name].key_names,
         )
 

@@ -33,7 +33,7 @@ from bridge.checkpoint import SegmentPosition, SnapshotCheckpoint
 from bridge.source.scan import ScanPage
 
 log = logging.getLogger(__name__)
-MAX_PAGES = 8  # pages held waiting for the stream (each up to 1 MB of items, some 10 MB as Python objects)
+MAX_PAGES = 16  # pages held waiting for the stream (each up to 1 MB of items, kept as text)
 ROUNDING_MS = 1000  # ApproximateCreationDateTime is rounded down to the second
 
 
