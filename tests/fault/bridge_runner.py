@@ -71,6 +71,13 @@ class BridgeRunner:
             self.process.kill()
             self.process.wait(timeout=30)
 
+    def logged(self, text: str) -> bool:
+        """Whether the log holds `text`; fails at once when the bridge exited before logging it."""
+        if text in self.log.read_text():
+            return True
+        assert self.process.poll() is None, f"the bridge exited before logging {text!r}:\n{self.tail()}"
+        return False
+
     def tail(self, lines: int = 40) -> str:
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
 

@@ -289,14 +289,6 @@ def _not_resumed(untouched: set[str], consumer: Materialized) -> list[str]:
     return problems
 
 
-def _logged(bridge: BridgeRunner, text: str) -> bool:
-    """Whether the bridge's log holds `text`; fails at once when the bridge exited before."""
-    if text in bridge.log.read_text():
-        return True
-    assert bridge.process.poll() is None, f"the bridge exited before logging {text!r}:\n{bridge.tail()}"
-    return False
-
-
 def test_snapshot_killed_mid_scan_resumes_without_gap_or_regress(
     dynamodb, moto_endpoint, kafka_bootstrap, tmp_path, record_property
 ):
@@ -324,7 +316,7 @@ def test_snapshot_killed_mid_scan_resumes_without_gap_or_regress(
         killed_s = time.monotonic() - began
         bridge.start()
         done = f"snapshot of table {TABLE} done"
-        wait_for(lambda: _logged(bridge, done), 90, "the resumed snapshot to finish", interval=0.2)
+        wait_for(lambda: bridge.logged(done), 90, "the resumed snapshot to finish", interval=0.2)
         writer.stop()
         bridge.signal(15)
         drained = bridge.wait(timeout=60)

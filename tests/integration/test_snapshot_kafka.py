@@ -100,14 +100,6 @@ def _change(client) -> dict[str, str]:
     return expected
 
 
-def _logged(bridge: BridgeRunner, text: str) -> bool:
-    """Whether the bridge's log holds `text`; fails at once when the bridge exited before."""
-    if text in bridge.log.read_text():
-        return True
-    assert bridge.process.poll() is None, f"the bridge exited before logging {text!r}:\n{bridge.tail()}"
-    return False
-
-
 def _events(records: list) -> dict[str, list[dict]]:
     """The decoded envelopes of the topic per item key, in offset order (one partition per key)."""
     events = defaultdict(list)
@@ -150,7 +142,7 @@ def test_keys_only_rows_are_whole_items_and_changes_while_running_carry_the_curr
     bridge = BridgeRunner(config, tmp_path / "bridge.log")
     bridge.start()
     try:
-        wait_for(lambda: _logged(bridge, f"snapshot of table {TABLE} done"), 60, "the snapshot", interval=0.2)
+        wait_for(lambda: bridge.logged(f"snapshot of table {TABLE} done"), 60, "the snapshot", interval=0.2)
         expected = _change(dynamodb)
         total = ITEMS + len(expected)
         wait_for(lambda: len(read_topic(kafka_bootstrap, topic)) >= total, 60, "the changes on the topic", interval=0.5)

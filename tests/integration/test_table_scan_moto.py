@@ -8,7 +8,6 @@ parallel scans use a binary sort key, and the binary partition key is scanned an
 
 from __future__ import annotations
 
-import base64
 import time
 
 import boto3
@@ -18,6 +17,7 @@ from botocore.config import Config as BotoConfig
 from bridge.checkpoint import SegmentPosition
 from bridge.source.clients import AWS_TIMEOUTS
 from bridge.source.scan import ScanPage, TableScan
+from tests.dynamo_values import as_stream_json
 
 TABLE, HASH_KEYS, PER_HASH = "Snapshot", 1000, 3
 
@@ -76,24 +76,10 @@ def _client(endpoint: str):
     return boto3.client("dynamodb", endpoint_url=endpoint, region_name="us-east-1", config=config)
 
 
-def _wire(value):
-    """boto3's parsed attribute value back as the wire gives it (B and BS as base64 text)."""
-    ((tag, inner),) = value.items()
-    if tag == "B":
-        return {"B": base64.b64encode(inner).decode()}
-    if tag == "BS":
-        return {"BS": [base64.b64encode(b).decode() for b in inner]}
-    if tag == "M":
-        return {"M": {k: _wire(v) for k, v in inner.items()}}
-    if tag == "L":
-        return {"L": [_wire(v) for v in inner]}
-    return value
-
-
 def _plain_scan(dynamodb) -> list[dict]:
     items = []
     for page in dynamodb.get_paginator("scan").paginate(TableName=TABLE, ConsistentRead=True):
-        items += [{name: _wire(value) for name, value in item.items()} for item in page["Items"]]
+        items += [{name: as_stream_json(value) for name, value in item.items()} for item in page["Items"]]
     return items
 
 
