@@ -1,7 +1,8 @@
 """`cdc-bridge status`: where each shard stands, from the checkpoint file and the live stream.
 
 For each configured table, every shard of its stream (and of older streams the checkpoint still names):
-the checkpointed sequence number, whether the shard is finished, its iterator age and its retention headroom.
+the checkpointed sequence number, whether the shard is finished, its iterator age and its retention headroom
+(unknown for a `quiet` shard: no record read from it yet, see `ShardCheckpoint.quiet_ms`).
 Here the iterator age is the age of the oldest record after the checkpoint (0 when none waits), which is how
 far behind a bridge started now would begin; the headroom is 24 h minus that age. To learn it, status makes
 at most a few `GetRecords` calls (`Limit=1`) per unfinished shard; it never writes anything. Then each
@@ -36,7 +37,7 @@ class ShardStatus:
     shard_id: str
     checkpoint: str | None
     finished: bool
-    state: str  # finished | caught up | behind | trimmed | not listed | not started
+    state: str  # finished | caught up | behind | trimmed | not listed | not started | quiet
     iterator_age_s: float | None
     headroom_s: float | None
 
@@ -103,6 +104,10 @@ def _measure(
         return replace(status, state="not listed")
     if latest:
         return replace(status, state="not started")
+    if checkpoint and not checkpoint.sequence_number and checkpoint.quiet_ms is not None:
+        # No record read yet: a run reads it from its trim horizon and skips what was created before it was
+        # last found quiet, so the oldest record there says nothing of what waits; the age is unknown.
+        return replace(status, state="quiet")
     state, oldest = _probe(streams, status.stream_arn, status.shard_id, checkpoint)
     if state == "behind" and oldest is not None:
         age = max(0.0, now - oldest)

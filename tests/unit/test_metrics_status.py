@@ -1,10 +1,14 @@
-"""How `cdc-bridge status` prints shards (bridge.commands.status); the live queries are in tests/integration."""
+"""How `cdc-bridge status` prints shards (bridge.commands.status), and a quiet shard over the scripted fake;
+the live queries are in tests/integration."""
 
 from __future__ import annotations
 
 import json
 
-from bridge.commands.status import ShardStatus, render_json, render_text
+from bridge.checkpoint import CheckpointStore
+from bridge.commands.status import ShardStatus, render_json, render_text, table_status
+from tests.fake_streams import FakeAWS
+from tests.stream_harness import MemorySink, make_config, run_until_caught_up
 
 ARN = "arn:aws:dynamodb:us-east-1:123456789012:table/Orders/stream/2026-01-01T00:00:00.000"
 SHARDS = [
@@ -40,3 +44,16 @@ def test_json_lists_every_shard_with_seconds():
 
 def test_no_shards_says_so():
     assert render_text([]) == "no shards"
+
+
+def test_a_shard_with_no_record_read_yet_is_quiet_with_unknown_ages(tmp_path):
+    aws = FakeAWS()
+    aws.create_table("T")
+    aws.write("T", "old", 1)  # before the run's latest start: never read, and not what waits
+    config = make_config(tmp_path / "cp.json", [{"name": "T", "start_position": "latest"}])
+    run_until_caught_up(aws, config, MemorySink())
+    checkpoints = CheckpointStore(tmp_path / "cp.json").load()
+
+    (shard,) = table_status(config, aws.dynamodb, aws.streams, checkpoints)
+
+    assert (shard.state, shard.checkpoint, shard.iterator_age_s, shard.headroom_s) == ("quiet", None, None, None)
