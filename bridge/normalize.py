@@ -105,25 +105,22 @@ class LazyChangeEvent(ChangeEvent):
         current_item: bool = False,
         raw_images: tuple[Any, Any] | None = None,
     ) -> None:
-        setattr_ = object.__setattr__
-        for name, value in (
-            ("op", op),
-            ("table", table),
-            ("keys", keys),
-            ("position", position),
-            ("event_id", event_id),
-            ("approximate_creation_ms", approximate_creation_ms),
-            ("ttl_expired", ttl_expired),
-            ("view_type", view_type),
-            ("region", region),
-            ("record", record),
-            ("current_item", current_item),
-            ("raw_images", raw_images),
-            ("encoded", None),
-            ("_before", before),
-            ("_after", after),
-        ):
-            setattr_(self, name, value)
+        set_ = object.__setattr__  # frozen: the dataclass's own __setattr__ refuses
+        set_(self, "op", op)
+        set_(self, "table", table)
+        set_(self, "keys", keys)
+        set_(self, "position", position)
+        set_(self, "event_id", event_id)
+        set_(self, "approximate_creation_ms", approximate_creation_ms)
+        set_(self, "ttl_expired", ttl_expired)
+        set_(self, "view_type", view_type)
+        set_(self, "region", region)
+        set_(self, "record", record)
+        set_(self, "current_item", current_item)
+        set_(self, "raw_images", raw_images)
+        set_(self, "encoded", None)
+        set_(self, "_before", before)
+        set_(self, "_after", after)
 
     def _fields(self) -> tuple:
         return tuple(getattr(self, name) for name in _EVENT_FIELDS)
