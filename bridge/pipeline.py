@@ -85,13 +85,12 @@ class Pipeline:
                 discovery_interval=config.source.discovery_interval_s,
                 max_workers=config.source.max_workers,
                 clock=clock,
-                superseded={name: start.superseded_before_ms for name, start in starts.items()},
+                snapshot_starts={name: start.snapshot_started_ms for name, start in starts.items()},
             )
         self.source = source
         self.dynamodb = dynamodb
         self.snapshots = Snapshots(config, self.tracker, scans or self._scan)
         self.only_snapshots = all(table.snapshot == "initial_only" for table in config.tables)
-        self.stream_arns: dict[str, str] = {}
         self.dead_letters: DeadLetters = build_dead_letters(config)
         self.sinks: list[Sink] | None = None  # once every sink is open
         self.routes: dict[str, TableRoute] = {}  # table -> its route, once the tables are described
@@ -125,7 +124,6 @@ class Pipeline:
         try:
             infos = source.start(cancel=self.stop_requested)
             self.routes = routes = build_routes(self.config, infos, self.dynamodb, self._pause)
-            self.stream_arns = {info.name: info.stream_arn for info in infos}
             sinks = self.given_sinks or self._make_sinks(routes)
             for route in routes.values():
                 route.serve(sinks)
@@ -237,7 +235,8 @@ class Pipeline:
         for snapshot, page in self.snapshots.ready(self.source.watermark):
             route = routes[snapshot.table]
             ids = self.snapshots.event_ids(snapshot, page)
-            routed = route.rows(page.items, self.stream_arns[snapshot.table], page.segment, page.read_ms, ids)
+            arn = self.snapshots.stream_arn(snapshot.table)
+            routed = route.rows(page.items, arn, page.segment, page.read_ms, ids)
             self._deliver(routed, snapshot.fresh(routed.events), route, sinks)
             self.snapshots.written(snapshot, page)
 

@@ -26,7 +26,7 @@ from bridge.normalize import ScannedItem
 from bridge.ops import metrics
 from bridge.source.discovery import TableInfo, table_of_stream
 from bridge.source.scan import ScanPage
-from bridge.source.snapshot import ROUNDING_MS, Snapshot
+from bridge.source.snapshot import Snapshot
 
 log = logging.getLogger(__name__)
 
@@ -39,10 +39,11 @@ def new_snapshot(table: TableConfig, reason: str, now_ms: int) -> SnapshotCheckp
 @dataclass(frozen=True)
 class StreamStart:
     """Where the stream of a snapshot table starts when the checkpoint holds no position of it: `latest` or
-    `trim_horizon`, and the creation time (epoch ms) before which its records are skipped (None: none are)."""
+    `trim_horizon`, and when the table's snapshot began (epoch ms; None: no record is skipped), before which
+    its records are carried by the snapshot (`TableStream.superseded_for`)."""
 
     position: str
-    superseded_before_ms: int | None = None
+    snapshot_started_ms: int | None = None
 
 
 def plan(config: Config, tracker: CheckpointTracker, requested: set[str], now_ms: int) -> dict[str, StreamStart]:
@@ -70,14 +71,8 @@ def plan(config: Config, tracker: CheckpointTracker, requested: set[str], now_ms
                 table.snapshot_segments,
             )
         if not positioned:
-            starts[table.name] = StreamStart("trim_horizon", existing.started_ms - _handoff_ms(table))
+            starts[table.name] = StreamStart("trim_horizon", existing.started_ms)
     return starts
-
-
-def _handoff_ms(table: TableConfig) -> int:
-    """How much older than a snapshot's start a record must be to be surely before it (AWS rounds creation
-    times down to the second)."""
-    return table.snapshot_handoff_margin_ms + ROUNDING_MS
 
 
 class Snapshots:
@@ -147,6 +142,10 @@ class Snapshots:
                 )
             for page in snapshot.ready(mark):
                 yield snapshot, page
+
+    def stream_arn(self, name: str) -> str:
+        """The stream of table `name` read during its snapshot (named in its rows' `source`)."""
+        return self.infos[name].stream_arn
 
     def event_ids(self, snapshot: Snapshot, page: ScanPage) -> Iterator[str]:
         """The `event_id`s of a page's rows: `snapshot-<start ms>-<key attributes as wire JSON>`.

@@ -27,7 +27,6 @@ its unfinished shards: every record written before it (give or take the handoff 
 
 from __future__ import annotations
 
-import dataclasses
 import heapq
 import itertools
 import logging
@@ -104,7 +103,7 @@ class StreamSource:
         queue_batches: int = 6,  # pages waiting for the pipeline: what bounds the memory of a backlog
         clock: Callable[[], float] = time.monotonic,  # what calls, polls, backoffs and listings are scheduled by
         wall_clock: Callable[[], float] = time.time,  # what watermarks are measured in (epoch seconds)
-        superseded: dict[str, int | None] | None = None,  # by table: see `TableStream.superseded_before_ms`
+        snapshot_starts: dict[str, int | None] | None = None,  # by table: see `TableStream.snapshot_started_ms`
     ) -> None:
         self.table_configs = tables
         self.dynamodb = dynamodb
@@ -115,7 +114,7 @@ class StreamSource:
         self.records_per_call = records_per_call
         self.clock = clock
         self.wall_clock = wall_clock
-        self.superseded = superseded or {}
+        self.snapshot_starts = snapshot_starts or {}
         self.batches: queue.Queue = queue.Queue(maxsize=queue_batches)
         self.work: queue.SimpleQueue = queue.SimpleQueue()  # shards due for a call; None stops a worker
         # Daemon threads: a call stalled on the network must not hold the process past its stop deadline.
@@ -141,7 +140,7 @@ class StreamSource:
         infos = []
         for config in self.table_configs:
             info = self._describe(config.name, cancel)
-            self.tables.append(TableStream(config, info, self.ledger.acked, self.superseded.get(config.name)))
+            self.tables.append(TableStream(config, info, self.ledger.acked, self.snapshot_starts.get(config.name)))
             infos.append(info)
             log.info("table %s: stream %s, key %s", info.name, info.stream_arn, ", ".join(info.key_names))
         for worker in self.workers:
@@ -398,9 +397,9 @@ class StreamSource:
         unconfirmed = ended and not self._closed(shard)
         ended = ended and not unconfirmed
         with self.lock:
-            if shard.reader.trimmed:
+            if shard.reader.trimmed:  # logged by the reader
                 shard.reader.trimmed = False
-                shard.stream.resnapshot = shard.stream.resnapshot or shard.stream.on_trimmed == "resnapshot"
+                shard.stream.repair_gap()
             if records or ended:
                 shard.queued += 1
             if shard.reader.caught_up:
@@ -409,8 +408,10 @@ class StreamSource:
                 else:
                     shard.handed_ms = max(shard.handed_ms, called_ms)
         if records or ended:
-            batch = ShardBatch(shard.table, shard.reader.shard_id, records, ended, _created_ms(records))
-            self._put(dataclasses.replace(batch, superseded_before_ms=shard.superseded_before_ms))
+            created = _created_ms(records)
+            self._put(
+                ShardBatch(shard.table, shard.reader.shard_id, records, ended, created, shard.superseded_before_ms)
+            )
         if unconfirmed:
             shard.reader.end_unconfirmed()
             self._retry_later(

@@ -15,6 +15,7 @@ from bridge.checkpoint import ShardCheckpoint, ShardKey
 from bridge.errors import FatalError
 from bridge.source.discovery import StreamListing, TableDeleted, TableInfo, current_stream_arn, table_of_stream
 from bridge.source.shards import ShardTree
+from bridge.source.snapshot import ROUNDING_MS
 
 log = logging.getLogger(__name__)
 
@@ -27,11 +28,12 @@ class TableStream:
         config,
         info: TableInfo,
         checkpoints: dict[ShardKey, ShardCheckpoint],
-        superseded_before_ms: int | None = None,
+        snapshot_started_ms: int | None = None,
     ) -> None:
-        """`config` is the table's `TableConfig` (`name`, `start_position`, `on_trimmed`); records created before
-        `superseded_before_ms` (epoch ms) on shards without a checkpoint are carried by the table's snapshot."""
-        self.superseded_before_ms = superseded_before_ms
+        """`config` is the table's `TableConfig` (`name`, `start_position`, `on_trimmed`,
+        `snapshot_handoff_margin_ms`); `snapshot_started_ms` is when the table's snapshot began, given when the
+        checkpoint holds no stream position of the table (see `superseded_for`)."""
+        self.snapshot_started_ms = snapshot_started_ms
         self.margin_ms: int = config.snapshot_handoff_margin_ms
         self.name: str = config.name
         self.start_position: str = config.start_position
@@ -107,15 +109,14 @@ class TableStream:
 
     def superseded_for(self, shard_id: str) -> float:
         """Records of the shard created before this (epoch ms) are skipped, for a shard without a checkpointed
-        sequence number (read from its trim horizon): the table's snapshot holds them, or an earlier run found
-        nothing more at the checkpoint's `quiet_ms` (less the handoff margin and a second of rounding)."""
+        sequence number (read from its trim horizon): they were written before the table's snapshot began, or
+        before an earlier run found nothing more (the checkpoint's `quiet_ms`) - surely so when older than that
+        by the handoff margin and the second AWS rounds creation times down to. -inf: none is skipped."""
         checkpoint = self.checkpoints.get((self.info.stream_arn, shard_id)) or ShardCheckpoint()
         if checkpoint.sequence_number:
             return -math.inf
-        before = -math.inf if self.superseded_before_ms is None else self.superseded_before_ms
-        if checkpoint.quiet_ms is not None:
-            before = max(before, checkpoint.quiet_ms - self.margin_ms - 1000)
-        return before
+        handled = [t for t in (self.snapshot_started_ms, checkpoint.quiet_ms) if t is not None]
+        return max(handled) - self.margin_ms - ROUNDING_MS if handled else -math.inf
 
     def caught_up(self) -> bool:
         """Nothing pending at the table level: listed after the last shard end, no stream change under way."""
@@ -179,4 +180,8 @@ class TableStream:
             )
         repair = self.on_trimmed == "resnapshot"
         log.error("DATA GAP: table %s: %s; continuing%s", self.name, what, ", with a new snapshot" if repair else "")
-        self.resnapshot = self.resnapshot or repair
+        self.repair_gap()
+
+    def repair_gap(self) -> None:
+        """Records were lost (and logged): with `on_trimmed: resnapshot`, ask for a new snapshot of the table."""
+        self.resnapshot = self.resnapshot or self.on_trimmed == "resnapshot"
