@@ -45,22 +45,34 @@ def _codec_chain(chain: str, records: int) -> dict:
     return json.loads(run.stdout.strip().splitlines()[-1])
 
 
+def _against_rate(result: dict, baseline: dict) -> None:
+    """`result`'s rate set beside `baseline`'s, as `ratio`."""
+    result["baseline"] = baseline["benchmark"]
+    result["baseline_records_per_s"] = baseline["records_per_s"]
+    result["ratio"] = round(result["records_per_s"] / baseline["records_per_s"], 2)
+
+
+def _against_rss(large: dict, small: dict, label: str) -> float:
+    """`large`'s peak RSS set beside `small`'s (named `label`); returns the growth."""
+    growth = large["peak_rss_mb"] / small["peak_rss_mb"] - 1
+    large["baseline"] = label
+    large["baseline_peak_rss_mb"] = small["peak_rss_mb"]
+    large["rss_growth"] = round(growth, 3)
+    return growth
+
+
 def codec(records: int, baseline_records: int) -> list[dict]:
     chains = ("normalize", "encode", "normalize+encode", "transcode", "naive-json")
     results = [_codec_chain(chain, records) for chain in chains]
     naive = _codec_chain("naive-avro", baseline_records)
     ours = next(r for r in results if r["benchmark"] == "codec/normalize+encode")
     json_chain = next(r for r in results if r["benchmark"] == "codec/naive-json")
-    ours["baseline"] = naive["benchmark"]
-    ours["baseline_records_per_s"] = naive["records_per_s"]
-    ours["ratio"] = round(ours["records_per_s"] / naive["records_per_s"], 2)
+    _against_rate(ours, naive)
     ours["target"] = "ratio >= 5 (stretch: >= naive-json)"
     ours["met"] = ours["ratio"] >= 5
     ours["vs_naive_json"] = round(ours["records_per_s"] / json_chain["records_per_s"], 2)
     kafka_path = next(r for r in results if r["benchmark"] == "codec/transcode")
-    kafka_path["baseline"] = naive["benchmark"]
-    kafka_path["baseline_records_per_s"] = naive["records_per_s"]
-    kafka_path["ratio"] = round(kafka_path["records_per_s"] / naive["records_per_s"], 2)
+    _against_rate(kafka_path, naive)
     return [*results, naive]
 
 
@@ -76,9 +88,7 @@ def _broker(workdir: Path):
 def end_to_end(bootstrap: str, workdir: Path, records: int, baseline_records: int) -> list[dict]:
     bridge = endtoend.run_bridge(bootstrap, records, workdir, "end-to-end/bridge")
     plain = endtoend.run_plain_loop(bootstrap, baseline_records)
-    bridge["baseline"] = plain["benchmark"]
-    bridge["baseline_records_per_s"] = plain["records_per_s"]
-    bridge["ratio"] = round(bridge["records_per_s"] / plain["records_per_s"], 2)
+    _against_rate(bridge, plain)
     bridge["target"] = "ratio >= 5 and >= 6000 records/s"
     bridge["met"] = bridge["ratio"] >= 5 and bridge["records_per_s"] >= 6000
     return [bridge, plain]
@@ -87,10 +97,7 @@ def end_to_end(bootstrap: str, workdir: Path, records: int, baseline_records: in
 def memory(bootstrap: str, workdir: Path, small: dict | None, records: int, large_records: int) -> list[dict]:
     small = small or endtoend.run_bridge(bootstrap, records, workdir, "end-to-end/bridge")
     large = endtoend.run_bridge(bootstrap, large_records, workdir, f"memory/bridge-{large_records}")
-    growth = large["peak_rss_mb"] / small["peak_rss_mb"] - 1
-    large["baseline"] = f"bridge with {small['records']} records"
-    large["baseline_peak_rss_mb"] = small["peak_rss_mb"]
-    large["rss_growth"] = round(growth, 3)
+    growth = _against_rss(large, small, f"bridge with {small['records']} records")
     large["target"] = "peak RSS <= 300 MB, within 10% of the smaller backlog"
     large["met"] = max(large["peak_rss_mb"], small["peak_rss_mb"]) <= 300 and abs(growth) <= 0.10
     return [large]
@@ -99,16 +106,11 @@ def memory(bootstrap: str, workdir: Path, small: dict | None, records: int, larg
 def snapshot_rows(bootstrap: str, workdir: Path, items: int, baseline_items: int, large_items: int) -> list[dict]:
     bridge = snapshot.run_bridge(bootstrap, items, workdir, "snapshot/bridge")
     naive = snapshot.run_naive_loop(bootstrap, baseline_items)
-    bridge["baseline"] = naive["benchmark"]
-    bridge["baseline_records_per_s"] = naive["records_per_s"]
-    bridge["ratio"] = round(bridge["records_per_s"] / naive["records_per_s"], 2)
+    _against_rate(bridge, naive)
     bridge["target"] = "ratio >= 10 and >= 10000 items/s"
     bridge["met"] = bridge["ratio"] >= 10 and bridge["records_per_s"] >= 10_000
     large = snapshot.run_bridge(bootstrap, large_items, workdir, f"snapshot/bridge-{large_items}")
-    growth = large["peak_rss_mb"] / bridge["peak_rss_mb"] - 1
-    large["baseline"] = f"bridge with {items} items"
-    large["baseline_peak_rss_mb"] = bridge["peak_rss_mb"]
-    large["rss_growth"] = round(growth, 3)
+    growth = _against_rss(large, bridge, f"bridge with {items} items")
     large["target"] = "peak RSS within 10% of the smaller table"
     large["met"] = abs(growth) <= 0.10
     return [bridge, naive, large]

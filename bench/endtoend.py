@@ -116,20 +116,25 @@ def run_bridge(bootstrap: str, records: int, workdir: Path, name: str) -> dict:
     return result
 
 
-def run_plain_loop(bootstrap: str, records: int) -> dict:
-    """The plain loop over `records` corpus records; raises unless every record reached Kafka."""
-    server = Service(python("-m", "bench.fakeaws", "--records", str(records)))
+def run_baseline(server: Service, module: str, bootstrap: str, what: str) -> tuple[str, Measured]:
+    """`python -m module` against the endpoint `server` into a new topic (stopping `server` after); returns the
+    topic and the run, and raises unless the run exited 0 (`what` names it)."""
     try:
-        topic = f"bench-plain-{uuid.uuid4().hex[:6]}"
+        topic = f"bench-{module.rpartition('.')[2]}-{uuid.uuid4().hex[:6]}"
         create_topic(bootstrap, topic)
         endpoint = f"http://127.0.0.1:{server.port}"
-        run = measure(
-            python("-m", "bench.plainloop", "--endpoint", endpoint, "--bootstrap", bootstrap, "--topic", topic)
-        )
+        run = measure(python("-m", module, "--endpoint", endpoint, "--bootstrap", bootstrap, "--topic", topic))
     finally:
         server.stop()
     if run.returncode != 0:
-        raise failed("the plain loop", run)
+        raise failed(what, run)
+    return topic, run
+
+
+def run_plain_loop(bootstrap: str, records: int) -> dict:
+    """The plain loop over `records` corpus records; raises unless every record reached Kafka."""
+    server = Service(python("-m", "bench.fakeaws", "--records", str(records)))
+    topic, run = run_baseline(server, "bench.plainloop", bootstrap, "the plain loop")
     if topic_size(bootstrap, topic) != records:
         raise RuntimeError(f"the plain loop left {topic_size(bootstrap, topic)} records in {topic}, expected {records}")
     return figures("end-to-end/plain-loop", records, run)

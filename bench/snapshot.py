@@ -23,7 +23,7 @@ from boto3.dynamodb.types import TypeDeserializer
 from kafka import KafkaConsumer, TopicPartition
 
 from bench import corpus
-from bench.endtoend import bridge_config, create_topic, failed, figures
+from bench.endtoend import bridge_config, failed, figures, run_baseline
 from bench.process import Service, measure, python
 from bench.scanloop import naive_row
 from bridge.codec.avro import decode_value, envelope_schema
@@ -55,18 +55,7 @@ def run_bridge(bootstrap: str, items: int, workdir: Path, name: str) -> dict:
 
 def run_naive_loop(bootstrap: str, items: int) -> dict:
     """The naive scan loop over a table of `items` items; raises unless the topic then holds each item once."""
-    server = _server(items)
-    try:
-        topic = f"bench-naive-scan-{uuid.uuid4().hex[:6]}"
-        create_topic(bootstrap, topic)
-        endpoint = f"http://127.0.0.1:{server.port}"
-        run = measure(
-            python("-m", "bench.scanloop", "--endpoint", endpoint, "--bootstrap", bootstrap, "--topic", topic)
-        )
-    finally:
-        server.stop()
-    if run.returncode != 0:
-        raise failed("the naive scan loop", run)
+    topic, run = run_baseline(_server(items), "bench.scanloop", bootstrap, "the naive scan loop")
     check_topic(bootstrap, topic, items)
     return figures("snapshot/naive-scan", items, run)
 

@@ -115,15 +115,18 @@ class Snapshots:
 
     def _run(self, table: TableConfig, checkpoint: SnapshotCheckpoint) -> None:
         scan = self.make_scan(table, checkpoint)
-        self.running[table.name] = Snapshot(
+        self.running[table.name] = snapshot = Snapshot(
             table.name, checkpoint, scan, margin_ms=table.snapshot_handoff_margin_ms, wall_clock=self.wall_clock
         )
-        segments_left = sum(not segment.done for segment in checkpoint.segments)
-        metrics.snapshot_progress(table.name, checkpoint.items, segments_left, self._estimate(table.name))
+        self._progress(snapshot)
 
     def _estimate(self, name: str) -> int | None:
         info = self.infos.get(name)
         return info.item_count if info is not None else None
+
+    def _progress(self, snapshot: Snapshot) -> None:
+        checkpoint, estimate = snapshot.checkpoint, self._estimate(snapshot.table)
+        metrics.snapshot_progress(snapshot.table, checkpoint.items, snapshot.segments_left, estimate)
 
     def ready(self, watermark: Callable[[str], float]) -> Iterator[tuple[Snapshot, ScanPage]]:
         """Pages that may be written now, with their snapshot; scans start once their stream is positioned."""
@@ -163,8 +166,7 @@ class Snapshots:
         """Every row of `page` was written (or dropped): store the segment's new position at the next commit."""
         checkpoint = snapshot.written(page, len(page.items))
         self.tracker.snapshot_written(snapshot.table, checkpoint)
-        estimate = self._estimate(snapshot.table)
-        metrics.snapshot_progress(snapshot.table, checkpoint.items, snapshot.segments_left, estimate)
+        self._progress(snapshot)
         if snapshot.finished():
             done = dataclasses.replace(checkpoint, done=True)
             self.tracker.snapshot_written(snapshot.table, done)
