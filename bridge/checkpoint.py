@@ -299,11 +299,15 @@ class CheckpointTracker:
         """The table's snapshot reached `snapshot` (every item before each segment's position was written)."""
         self.pending_snapshots[table] = snapshot
 
+    def positioned(self, table: str) -> bool:
+        """The checkpoint (as loaded) holds a shard of some stream of `table`."""
+        from bridge.source.discovery import table_of_stream  # bridge.source imports this module
+
+        return any(table_of_stream(arn) == table for arn, _ in self.acked)
+
     def knows(self, table: str) -> bool:
         """The checkpoint holds positions of some stream of `table`, or a snapshot of it."""
-        from bridge.source.discovery import table_of_stream
-
-        return table in self.acked_snapshots or any(table_of_stream(arn) == table for arn, _ in self.acked)
+        return table in self.acked_snapshots or self.positioned(table)
 
     def forget(self, keys: set[ShardKey]) -> None:
         """Drop these shards (finished and no longer listed, or of a stream that is gone) at the next commit."""

@@ -24,7 +24,7 @@ from bridge.checkpoint import CheckpointTracker, SegmentPosition, SnapshotCheckp
 from bridge.config import Config, TableConfig
 from bridge.normalize import ScannedItem
 from bridge.ops import metrics
-from bridge.source.discovery import TableInfo, table_of_stream
+from bridge.source.discovery import TableInfo
 from bridge.source.scan import ScanPage
 from bridge.source.snapshot import Snapshot
 
@@ -52,7 +52,7 @@ def plan(config: Config, tracker: CheckpointTracker, requested: set[str], now_ms
     starts = {}
     for table in config.tables:
         existing = tracker.snapshot(table.name)
-        positioned = any(table_of_stream(arn) == table.name for arn, _ in tracker.acked)
+        positioned = tracker.positioned(table.name)
         initial = table.snapshot != "never" and not tracker.knows(table.name)
         if table.name in requested or initial:
             reason = "requested" if table.name in requested else "initial"
