@@ -260,6 +260,8 @@ class EnvelopeWriter:
         self._ops = {symbol: zigzag(i) for i, symbol in enumerate(symbols)}
         self._item = value_writer(schema, numbers)
         self._sources: dict[tuple[str, str, str, str], bytes] = {}
+        self._tail_of: tuple | None = None  # the last fields of the last event written, and their bytes
+        self._tail = b""
 
     @classmethod
     def for_schema(cls, schema: dict, numbers: str = "exact") -> EnvelopeWriter | None:
@@ -301,9 +303,10 @@ class EnvelopeWriter:
         out += _string(event.position.sequence_number)
         out += _string(event.event_id)
         out += _long(event.approximate_creation_ms)
-        out += b"\x01" if event.ttl_expired else b"\x00"
-        out += b"\x01" if event.op == "r" else b"\x00"
-        out += b"\x01" if event.current_item else b"\x00"
-        out += _string(event.view_type)
-        out += _long(ts_ms)
+        tail = (event.ttl_expired, event.op == "r", event.current_item, event.view_type, ts_ms)
+        if tail != self._tail_of:  # the same for the events of one write, mostly
+            self._tail_of = tail
+            flags = bytes((bool(event.ttl_expired), event.op == "r", bool(event.current_item)))
+            self._tail = flags + _string(event.view_type) + _long(ts_ms)
+        out += self._tail
         return bytes(out)

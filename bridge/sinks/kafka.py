@@ -11,9 +11,9 @@ duplicates carry the same `event_id` and `sequence_number` headers as the first 
 second for acknowledgements, then gives up on what is left (logged once, with the count).
 
 Each record goes to the partition kafka-python's default partitioner (and Java's) picks for its key,
-murmur2 of the key modulo the partition count, computed here once per record from the topic's partitions
-as the producer's metadata knows them when `write` starts, and handed to `send` explicitly: the same
-partition, without the default partitioner's per-record metadata copies.
+murmur2 of the key modulo the partition count (in C when `bridge.codec._speedups` is built), computed here
+once per record from the topic's partitions as the producer's metadata knows them when `write` starts, and
+handed to `send` explicitly: the same partition, without the default partitioner's per-record metadata copies.
 """
 
 from __future__ import annotations
@@ -39,6 +39,11 @@ from bridge.secret import Secret
 from bridge.sinks.base import Sink
 from bridge.sinks.kafka_client import check_settings, close_producer, ensure_topics, make_producer, missing_topics
 
+try:
+    from bridge.codec._speedups import partition as c_partition
+except ImportError:  # installed without a C compiler: kafka-python's murmur2 picks the same partition
+    c_partition = None
+
 log = logging.getLogger(__name__)
 TOPIC_CHECK_S = 2.0  # longest time a flush spends asking whether its topics still exist
 TOPIC_CHECK_INTERVAL_S = 30.0  # at most one such question per interval while records stay unacknowledged
@@ -57,6 +62,8 @@ def _avro_headers(fingerprint: bytes) -> tuple[tuple[str, bytes], ...]:
 def partition_for(key: bytes, partitions: Sequence[int]) -> int:
     """The partition of `key` among the topic's sorted `partitions`, as kafka-python's `DefaultPartitioner` and
     Java's default partitioner pick it: the positive murmur2 hash of the key modulo the partition count."""
+    if c_partition is not None:
+        return partitions[c_partition(key, len(partitions))]
     return partitions[(murmur2(key) & 0x7FFFFFFF) % len(partitions)]
 
 

@@ -112,4 +112,7 @@ PyObject *encode_image_json(PyObject *module, PyObject *const *args, Py_ssize_t 
 PyObject *split_images(PyObject *module, PyObject *body);
 PyObject *split_items(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
 
+/* murmur.c */
+PyObject *partition(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
+
 #endif

@@ -3,7 +3,8 @@
  * A raw DynamoDB image, as parsed objects (objects.c) or as JSON text (json.c), straight to the Avro bytes of
  * the generic envelope's `before`/`after` union value, exactly as `bridge.codec.transcode.image_writer`
  * writes them (tests/unit/test_speedups.py and test_speedups_json.py compare them byte for byte); and the
- * cuts that leave a GetRecords page's images and a Scan page's items as text (split.c). */
+ * cuts that leave a GetRecords page's images and a Scan page's items as text (split.c); and the Kafka default
+ * partitioner's murmur2 (murmur.c). */
 #include "avro.h"
 
 PyObject *a2b_base64;
@@ -19,6 +20,8 @@ static PyMethodDef methods[] = {
     {"split_items", (PyCFunction)(void (*)(void))split_items, METH_FASTCALL,
      "split_items(body, key_names) -> (bytes, list[bytes], list[bytes]) | None: a Scan page with its items cut out, "
      "and their key attributes."},
+    {"partition", (PyCFunction)(void (*)(void))partition, METH_FASTCALL,
+     "partition(key, count) -> int: the Kafka default partitioner's choice, murmur2(key) & 0x7fffffff % count."},
     {NULL, NULL, 0, NULL},
 };
 
