@@ -207,14 +207,45 @@ class EncodingConfig:
     )
 
 
+TRANSACTIONAL_ID = (r"[\x21-\x7e]{1,249}", "1-249 printable ASCII characters, no spaces")
+
+
 @dataclass(frozen=True)
 class CheckpointConfig:
     """Where progress is stored."""
 
-    path: str = doc("Checkpoint file (JSON, replaced atomically).", default=".cdc-bridge/checkpoints.json")
-    interval_s: float = doc(
-        "How often sinks are flushed and the checkpoint written.", above=0, at_most=DAY_S, default=1.0
+    store: Literal["file", "kafka"] = doc(
+        "`file`: a JSON file on this machine's disk (`path`); `kafka`: a compacted topic (`topic`) on the Kafka "
+        "sink's cluster, so a bridge rescheduled onto another machine resumes where it was.",
+        default="file",
     )
+    path: str = doc(
+        "Checkpoint file (JSON, replaced atomically), with `store: file`.", default=".cdc-bridge/checkpoints.json"
+    )
+    topic: str = doc(
+        "Compacted checkpoint topic, with `store: kafka`: one per bridge deployment (created with "
+        "`cleanup.policy=compact` when the Kafka sink has `create_topics: true`).",
+        default="cdc-bridge-checkpoints",
+        matches=(r"[a-zA-Z0-9._-]{1,249}", "a Kafka topic name: 1-249 characters of a-z, A-Z, 0-9, '.', '_', '-'"),
+    )
+    transactional_id: str | None = doc(
+        "Kafka transactional id of this bridge's writes (`store: kafka`): a second bridge started with the same "
+        "id fences the first, which stops. Unset: the checkpoint topic's name.",
+        default=None,
+        matches=TRANSACTIONAL_ID,
+    )
+    interval_s: float = doc(
+        "How often sinks are flushed and the checkpoint written (with `delivery: exactly_once`, how long "
+        "one transaction lasts).",
+        above=0,
+        at_most=DAY_S,
+        default=1.0,
+    )
+
+    @property
+    def writer_id(self) -> str:
+        """The transactional id of the Kafka store's writes (and of the records' with exactly-once delivery)."""
+        return self.transactional_id or self.topic
 
 
 @dataclass(frozen=True)
@@ -254,6 +285,12 @@ class Config:
     metrics: MetricsConfig = doc("Metrics, health endpoints, retention warning.", default=MetricsConfig())
     shutdown_timeout_s: float = doc(
         "On SIGTERM/SIGINT, how long sinks may take to flush.", above=0, at_most=DAY_S, default=30.0
+    )
+    delivery: Literal["at_least_once", "exactly_once"] = doc(
+        "`at_least_once`: every change reaches the sinks, a crash may send some again; `exactly_once`: each "
+        "checkpoint interval is one Kafka transaction (records, dead letters and checkpoint), so `read_committed` "
+        "consumers see every change once. Needs `checkpoint.store: kafka` and one Kafka sink as the only sink.",
+        default="at_least_once",
     )
 
     def table(self, name: str) -> TableConfig:
@@ -595,6 +632,7 @@ def _check(config: Config, ctx: _Context) -> None:
             "`initial_only` ends the run once its snapshot is done, which would stop the other tables' streams "
             "too: give every table `initial_only`, or run the snapshot-only tables with a config of their own",
         )
+    _check_delivery(config, ctx)
     names = tuple(table.name for table in config.tables)
     for index, sink in enumerate(config.sinks):
         path = _join("sinks", index)
@@ -613,6 +651,38 @@ def _check(config: Config, ctx: _Context) -> None:
                         f"`tombstones: true` on {path} needs `key: primary` (a tombstone deletes every record "
                         f"with its key, and a partition key alone may stand for several items of {table.name!r})",
                     )
+
+
+def _check_delivery(config: Config, ctx: _Context) -> None:
+    """The checkpoint store and delivery mode fit the sinks."""
+    kafka = [index for index, sink in enumerate(config.sinks) if sink.type == "kafka"]
+    if config.checkpoint.store == "kafka" and not kafka:
+        raise ctx.error(
+            "checkpoint.store", "`kafka` keeps the checkpoint on the Kafka sink's cluster: add a kafka sink"
+        )
+    if config.delivery != "exactly_once":
+        return
+    if config.checkpoint.store != "kafka":
+        raise ctx.error(
+            "delivery",
+            "`exactly_once` commits the checkpoint in the same Kafka transaction as the records: set "
+            "`checkpoint.store: kafka`",
+        )
+    others = [index for index, sink in enumerate(config.sinks) if sink.type != "kafka"]
+    if others or len(kafka) != 1:
+        where = _join("sinks", others[0] if others else kafka[1])
+        raise ctx.error(
+            where,
+            "`delivery: exactly_once` needs exactly one sink, of type kafka: a Kafka transaction cannot take "
+            "back what another sink (or another cluster) was given when it aborts",
+        )
+    for index, table in enumerate(config.tables):
+        if table.on_poison == "dlq" and table.dead_letter_path:
+            raise ctx.error(
+                _join(_join("tables", index), "dead_letter_path"),
+                "with `delivery: exactly_once` dead letters go to `<topic>.dlq` in the same transaction as the "
+                "records; a file cannot take back a letter of an aborted transaction (remove dead_letter_path)",
+            )
 
 
 def parse_config(text: str, file: str = "<config>") -> Config:

@@ -124,3 +124,54 @@ def test_an_error_about_a_field_left_out_names_the_line_of_its_section():
     text = "tables:\n  - name: T\nsinks:\n  - type: kafka\n    bootstrap_servers: k\n    tombstones: true\n"
     with pytest.raises(ConfigError, match=r"^c.yaml, line 2: tables\[0\]\.key: `tombstones: true`"):
         parse_config(text, "c.yaml")
+
+
+KAFKA = "sinks: [{type: kafka, bootstrap_servers: 'k:9092'}]\n"
+
+
+def test_exactly_once_with_the_kafka_store_and_one_kafka_sink_is_valid():
+    config = parse_config(f"tables: [{{name: T}}]\n{KAFKA}checkpoint: {{store: kafka}}\ndelivery: exactly_once\n")
+    assert config.delivery == "exactly_once" and config.checkpoint.store == "kafka"
+    assert config.checkpoint.writer_id == "cdc-bridge-checkpoints"  # the topic's name unless given
+    named = parse_config(f"tables: [{{name: T}}]\n{KAFKA}checkpoint: {{store: kafka, transactional_id: orders-eu}}\n")
+    assert named.checkpoint.writer_id == "orders-eu" and named.delivery == "at_least_once"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "tables: [{name: T}]\nsinks: [{type: stdout}]\ncheckpoint: {store: kafka}\n",
+            "checkpoint.store: `kafka` keeps the checkpoint on the Kafka sink's cluster: add a kafka sink",
+        ),
+        (f"tables: [{{name: T}}]\n{KAFKA}delivery: exactly_once\n", "delivery: `exactly_once` commits the checkpoint"),
+        (
+            "tables: [{name: T}]\nsinks: [{type: kafka, bootstrap_servers: k}, {type: stdout}]\n"
+            "checkpoint: {store: kafka}\ndelivery: exactly_once\n",
+            "sinks[1]: `delivery: exactly_once` needs exactly one sink, of type kafka",
+        ),
+        (
+            "tables: [{name: T}]\nsinks: [{type: kafka, bootstrap_servers: a}, {type: kafka, bootstrap_servers: b}]\n"
+            "checkpoint: {store: kafka}\ndelivery: exactly_once\n",
+            "sinks[1]: `delivery: exactly_once` needs exactly one sink",
+        ),
+        (
+            f"tables: [{{name: T, on_poison: dlq, dead_letter_path: d.jsonl}}]\n{KAFKA}"
+            "checkpoint: {store: kafka}\ndelivery: exactly_once\n",
+            "tables[0].dead_letter_path: with `delivery: exactly_once` dead letters go to `<topic>.dlq`",
+        ),
+        (
+            f"tables: [{{name: T}}]\n{KAFKA}checkpoint: {{topic: 'a b'}}\n",
+            "checkpoint.topic: expected a Kafka topic name",
+        ),
+        (
+            f"tables: [{{name: T}}]\n{KAFKA}checkpoint: {{transactional_id: 'a b'}}\n",
+            "checkpoint.transactional_id: expected 1-249 printable ASCII characters",
+        ),
+        (f"tables: [{{name: T}}]\n{KAFKA}delivery: exactly_twice\n", "delivery: expected one of"),
+    ],
+)
+def test_bad_delivery_configs_are_config_errors(text, expected):
+    with pytest.raises(ConfigError) as caught:
+        parse_config(text, "bridge.yaml")
+    assert expected in str(caught.value)
