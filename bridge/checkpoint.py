@@ -86,6 +86,13 @@ def _snapshot_entry(snapshot: SnapshotCheckpoint) -> dict:
     }
 
 
+def _shard_entry(checkpoint: ShardCheckpoint) -> dict:
+    entry = {"sequence_number": checkpoint.sequence_number, "finished": checkpoint.finished}
+    if checkpoint.quiet_ms is not None:
+        entry["quiet_ms"] = checkpoint.quiet_ms
+    return entry
+
+
 def _entry(entry: dict) -> ShardCheckpoint:
     sequence, finished, quiet = entry["sequence_number"], entry["finished"], entry.get("quiet_ms")
     if not (sequence is None or (isinstance(sequence, str) and sequence.isdigit())) or not isinstance(finished, bool):
@@ -218,10 +225,7 @@ class CheckpointStore:
         """Replace the stored checkpoints atomically; raises `FatalError` when the disk refuses."""
         streams: dict[str, dict] = {}
         for (arn, shard_id), checkpoint in sorted(checkpoints.items()):
-            entry = {"sequence_number": checkpoint.sequence_number, "finished": checkpoint.finished}
-            if checkpoint.quiet_ms is not None:
-                entry["quiet_ms"] = checkpoint.quiet_ms
-            streams.setdefault(arn, {})[shard_id] = entry
+            streams.setdefault(arn, {})[shard_id] = _shard_entry(checkpoint)
         document = {"version": 2, "streams": streams}
         document["snapshots"] = {table: _snapshot_entry(s) for table, s in sorted((snapshots or {}).items())}
         payload = json.dumps(document, indent=1).encode()

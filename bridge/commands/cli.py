@@ -163,14 +163,26 @@ def _tail(args: argparse.Namespace) -> None:
         )
 
 
+def _checkpoints_arguments(parser: argparse.ArgumentParser) -> None:
+    _config_argument(parser)
+    parser.add_argument(
+        "--copy-to",
+        choices=["kafka"],
+        help="copy the checkpoint file into the (empty) Kafka checkpoint topic, then set `checkpoint.store: kafka`",
+    )
+
+
 def _checkpoints(args: argparse.Namespace) -> None:
-    from bridge.commands.checkpoints import checkpoint_rows, format_table
+    from bridge.commands.checkpoints import checkpoint_rows, copy_to_kafka, format_table, stored_in
     from bridge.config import load_config
 
     config = load_config(args.config)
+    if args.copy_to:
+        print(copy_to_kafka(config))
+        return
     rows = checkpoint_rows(config)
     if not rows:
-        print(f"no checkpoints yet in {config.checkpoint.path}", file=sys.stderr)
+        print(f"no checkpoints yet in {stored_in(config)}", file=sys.stderr)
         return
     sys.stdout.write(format_table(rows))
 
@@ -233,8 +245,9 @@ COMMANDS: list[Command] = [
     Command(
         "checkpoints",
         "show the stored checkpoint of every shard (stream, shard, sequence number, finished)",
-        "cdc-bridge checkpoints --config config/local.yaml",
-        _config_argument,
+        "cdc-bridge checkpoints --config config/local.yaml\n"
+        "  cdc-bridge checkpoints --config config/local.yaml --copy-to kafka",
+        _checkpoints_arguments,
         _checkpoints,
     ),
     Command(

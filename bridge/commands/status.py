@@ -1,4 +1,4 @@
-"""`cdc-bridge status`: where each shard stands, from the checkpoint file and the live stream.
+"""`cdc-bridge status`: where each shard stands, from the checkpoint (file or Kafka topic) and the live stream.
 
 For each configured table, every shard of its stream (and of older streams the checkpoint still names):
 the checkpointed sequence number, whether the shard is finished, its iterator age and its retention headroom
@@ -18,7 +18,8 @@ from datetime import UTC, datetime
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from bridge.checkpoint import CheckpointStore, ShardCheckpoint, SnapshotCheckpoint
+from bridge.checkpoint import ShardCheckpoint, SnapshotCheckpoint
+from bridge.checkpoint_kafka import store_for
 from bridge.commands.checkpoints import format_table
 from bridge.config import Config
 from bridge.ops.lag import RETENTION_S, creation_time, format_duration
@@ -194,7 +195,7 @@ def run_status(config: Config, fmt: str = "text") -> str:
     from bridge.source.clients import aws_clients
 
     dynamodb, streams = aws_clients(config)
-    checkpoints, stored_snapshots = CheckpointStore(config.checkpoint.path).read()
+    checkpoints, stored_snapshots = store_for(config).read()
     shards = table_status(config, dynamodb, streams, checkpoints)  # AWS failures: one-line BridgeErrors
     snapshots = snapshot_status(config, stored_snapshots)
     if fmt == "json":
