@@ -21,7 +21,8 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 
 from bridge.backoff import full_jitter
-from bridge.checkpoint import CheckpointStore, CheckpointTracker
+from bridge.checkpoint import CheckpointTracker
+from bridge.checkpoint_kafka import store_for
 from bridge.config import Config
 from bridge.errors import FatalError, PoisonRecordError, RejectedEvent, RetriableError
 from bridge.normalize import ChangeEvent
@@ -29,6 +30,7 @@ from bridge.ops import metrics
 from bridge.poison import DeadLetter, DeadLetters, build_dead_letters
 from bridge.route import Routed, TableRoute, build_routes
 from bridge.sinks import Sink, load_sink
+from bridge.sinks.transaction import KafkaTransaction, TransactionAborted
 from bridge.snapshots import Snapshots, plan
 from bridge.source import ShardBatch, StreamSource
 from bridge.source.clients import aws_clients
@@ -63,13 +65,30 @@ class Pipeline:
     ) -> None:
         self.config = config
         self.given_sinks = sinks
+        self.given_source = source
+        self.dynamodb, self.streams, self.clock = dynamodb, streams, clock
+        self.scans = scans
+        self.requested = set(snapshot)  # `run --snapshot` tables, until a commit holds their snapshots
         self.stop_requested = threading.Event()
         self.stop_deadline = float("inf")
-        self.tracker = CheckpointTracker(CheckpointStore(config.checkpoint.path))
-        starts = plan(config, self.tracker, set(snapshot), round(time.time() * 1000))
+        self.transaction: KafkaTransaction | None = None  # delivery: exactly_once
+        self._build()
+
+    def _build(self) -> None:
+        """Everything a run starts from the checkpoint: the transaction, the tracker, the stream source, the
+        snapshots, the dead-letter destinations (again after an aborted transaction)."""
+        config = self.config
+        if config.delivery == "exactly_once":  # fence the previous writer before its checkpoint is read
+            kafka = next(sink.settings for sink in config.sinks if sink.type == "kafka")
+            self.transaction = KafkaTransaction(kafka, config.checkpoint.writer_id, config.shutdown_timeout_s)
+            self._retrying(self.transaction.open, "Kafka transactions")
+        store = store_for(config, self.transaction)
+        self.tracker = self._retrying(lambda: CheckpointTracker(store), "the checkpoint store")
+        starts = plan(config, self.tracker, self.requested, round(time.time() * 1000))
+        source = self.given_source
         if source is None:
-            if dynamodb is None or streams is None:
-                dynamodb, streams = aws_clients(config)
+            if self.dynamodb is None or self.streams is None:
+                self.dynamodb, self.streams = aws_clients(config)
             tables = [
                 dataclasses.replace(table, start_position=starts[table.name].position)
                 if table.name in starts
@@ -78,23 +97,35 @@ class Pipeline:
             ]
             source = StreamSource(
                 tables,
-                dynamodb,
-                streams,
+                self.dynamodb,
+                self.streams,
                 self.tracker,
                 poll_interval=config.source.poll_interval_ms / 1000,
                 discovery_interval=config.source.discovery_interval_s,
                 max_workers=config.source.max_workers,
-                clock=clock,
+                clock=self.clock,
                 snapshot_starts={name: start.snapshot_started_ms for name, start in starts.items()},
             )
         self.source = source
-        self.dynamodb = dynamodb
-        self.snapshots = Snapshots(config, self.tracker, scans or self._scan)
+        self.snapshots = Snapshots(config, self.tracker, self.scans or self._scan)
         self.only_snapshots = all(table.snapshot == "initial_only" for table in config.tables)
         self.dead_letters: DeadLetters = build_dead_letters(config)
         self.sinks: list[Sink] | None = None  # once every sink is open
         self.routes: dict[str, TableRoute] = {}  # table -> its route, once the tables are described
         self.unflushed = 0
+
+    def _retrying(self, step: Callable, what: str):
+        """`step()`, retried with backoff while it raises `RetriableError` (a broker away at start-up)."""
+        attempt = 0
+        while True:
+            try:
+                return step()
+            except RetriableError as error:
+                attempt += 1
+                delay = _backoff(attempt)
+                log.warning("%s not ready (attempt %d): %s; retrying in %.1f s", what, attempt, error, delay)
+                if self.stop_requested.wait(delay):
+                    raise FatalError(f"stopped before {what} was ready") from error
 
     def request_stop(self) -> None:
         """Ask the run to drain and return (safe to call from a signal handler).
@@ -119,35 +150,75 @@ class Pipeline:
         return problems
 
     def run(self, *, until_caught_up: bool = False) -> None:
-        """Replicate until stopped, or until every shard is read to its current end (`until_caught_up`)."""
-        source = self.source
+        """Replicate until stopped, or until every shard is read to its current end (`until_caught_up`).
+
+        With `delivery: exactly_once`, a transaction that is aborted makes the run start over from the
+        committed checkpoint (with backoff), as a new process would."""
+        attempt = 0
         try:
-            infos = source.start(cancel=self.stop_requested)
-            self.routes = routes = build_routes(self.config, infos, self.dynamodb, self._pause)
-            sinks = self.given_sinks or self._make_sinks(routes)
-            for route in routes.values():
-                route.serve(sinks)
-            try:
-                for sink in [*sinks, self.dead_letters]:
-                    self._open(sink)
-                self.sinks = sinks
-                self.snapshots.open(infos)
-                self._loop(routes, sinks, until_caught_up)
-                self.snapshots.stop(self._time_left())
-                source.stop(self._time_left())
-                self._commit(sinks, final=True)
-            finally:
-                self.snapshots.stop(self._time_left())
-                source.stop(self._time_left())
-                for sink in [*sinks, self.dead_letters]:
-                    try:
-                        sink.close()
-                    except Exception as error:  # close never raises by contract; a plugin's must not hide the run's
-                        log.error("closing %s failed: %r", type(sink).__name__, error)
-                if self.poison_counts:
-                    log.warning("poison records routed this run: %s", dict(self.poison_counts))
+            while True:
+                try:
+                    self._run(until_caught_up)
+                    return
+                except TransactionAborted as error:
+                    attempt += 1
+                    self._start_over(error, attempt)
         finally:
             self.tracker.close()  # the checkpoint file is free for the next run
+            if self.transaction is not None:
+                self.transaction.close()
+
+    def _start_over(self, error: TransactionAborted, attempt: int) -> None:
+        """After an aborted transaction: read the checkpoint again and rebuild the run from it."""
+        self.transaction.abort()
+        if self.stop_requested.is_set():
+            raise FatalError(
+                f"stopping: the last transaction was aborted ({error}); the checkpoint stays before its records, "
+                "which the next run sends again"
+            ) from None
+        if self.given_source is not None:
+            raise FatalError(f"the transaction was aborted ({error}) and this run's source cannot start over")
+        delay = _backoff(attempt)
+        log.warning(
+            "transaction aborted (%s): its records never count for read_committed consumers; starting over from "
+            "the committed checkpoint in %.1f s",
+            error,
+            delay,
+        )
+        self.tracker.close()
+        if self.stop_requested.wait(delay):
+            raise FatalError(f"stopped while starting over after an aborted transaction ({error})") from None
+        self._build()
+
+    def _run(self, until_caught_up: bool) -> None:
+        source = self.source
+        infos = source.start(cancel=self.stop_requested)
+        self.routes = routes = build_routes(self.config, infos, self.dynamodb, self._pause)
+        sinks = self.given_sinks or self._make_sinks(routes)
+        if self.transaction is not None:
+            for sink in [*sinks, self.dead_letters]:
+                sink.join(self.transaction)
+        for route in routes.values():
+            route.serve(sinks)
+        try:
+            for sink in [*sinks, self.dead_letters]:
+                self._retrying(sink.open, f"sink {type(sink).__name__}")
+            self.sinks = sinks
+            self.snapshots.open(infos)
+            self._loop(routes, sinks, until_caught_up)
+            self.snapshots.stop(self._time_left())
+            source.stop(self._time_left())
+            self._commit(sinks, final=True)
+        finally:
+            self.snapshots.stop(self._time_left())
+            source.stop(self._time_left())
+            for sink in [*sinks, self.dead_letters]:
+                try:
+                    sink.close()
+                except Exception as error:  # close never raises by contract; a plugin's must not hide the run's
+                    log.error("closing %s failed: %r", type(sink).__name__, error)
+            if self.poison_counts:
+                log.warning("poison records routed this run: %s", dict(self.poison_counts))
 
     @property
     def poison_counts(self) -> Counter[tuple[str, str]]:
@@ -183,21 +254,6 @@ class Pipeline:
     def _make_sinks(self, routes: dict[str, TableRoute]) -> list[Sink]:
         encodings = {name: route.encoding for name, route in routes.items()}
         return [load_sink(spec.type)(spec.settings, encodings) for spec in self.config.sinks]
-
-    def _open(self, sink: Sink | DeadLetters) -> None:
-        attempt = 0
-        while True:
-            try:
-                sink.open()
-                return
-            except RetriableError as error:
-                attempt += 1
-                delay = _backoff(attempt)
-                log.warning(
-                    "sink %s not ready (attempt %d): %s; retrying in %.1f s", type(sink).__name__, attempt, error, delay
-                )
-                if self.stop_requested.wait(delay):
-                    raise FatalError("stopped before every sink was ready") from error
 
     def _loop(self, routes: dict[str, TableRoute], sinks: list[Sink], until_caught_up: bool) -> None:
         interval = self.config.checkpoint.interval_s
@@ -285,6 +341,9 @@ class Pipeline:
             self.tracker.quiet(arn, shard_id, int(quiet_ms), 0 if final else QUIET_REFRESH_MS)
         if not self.tracker.has_pending:
             return
+        if self.transaction is not None:
+            self._commit_transaction(sinks)
+            return
         attempt = 0
         while True:
             timeout = min(FLUSH_ATTEMPT_S, self.config.shutdown_timeout_s)
@@ -319,7 +378,28 @@ class Pipeline:
             log.info("sinks acknowledged everything after %d failed flush attempt(s); resuming", attempt)
         committed = self.tracker.pending
         self.tracker.commit()
-        metrics.checkpoint_written(committed)
+        self._committed(committed)
+
+    def _commit_transaction(self, sinks: list[Sink]) -> None:
+        """delivery: exactly_once - the records, dead letters and checkpoint records of this interval are
+        committed as one Kafka transaction; any failure aborts it (`TransactionAborted`: the run starts over)."""
+        timeout = min(FLUSH_ATTEMPT_S, max(0.1, self._time_left()))
+        committed = self.tracker.pending
+        try:
+            for sink in sinks:
+                sink.flush(timeout)
+            self.dead_letters.flush(timeout)
+            self.tracker.commit()  # the Kafka store sends the checkpoint records inside the transaction
+            self.transaction.commit()
+        except TransactionAborted:
+            raise
+        except RetriableError as error:  # a broker away: this transaction cannot be confirmed now
+            raise TransactionAborted(str(error)) from error
+        self.requested.clear()
+        self._committed(committed)
+
+    def _committed(self, positions: dict) -> None:
+        metrics.checkpoint_written(positions)
         self.unflushed = 0
 
 

@@ -136,11 +136,17 @@ class KafkaDeadLetters:
         self.producer = None
         self.pending: list = []
 
+    transaction = None  # the pipeline's Kafka transaction with delivery: exactly_once (`join`)
+
+    def join(self, transaction) -> None:
+        """Write inside the pipeline's Kafka transaction (see `bridge.sinks.base.Sink.join`)."""
+        self.transaction = transaction
+
     def open(self) -> None:
         from bridge.sinks.kafka_client import ensure_topics, make_producer
 
         ensure_topics(self.config, self.topics.values())
-        self.producer = make_producer(self.config)
+        self.producer = self.transaction.producer if self.transaction is not None else make_producer(self.config)
 
     def write(self, letter: DeadLetter) -> None:
         headers = [("table", letter.table.encode()), ("reason", letter.reason.encode()[:1000])]
@@ -148,10 +154,14 @@ class KafkaDeadLetters:
         if len(value) + RECORD_OVERHEAD > self.config.max_request_size:
             value = letter.truncated().to_json()  # a record too large for Kafka is too large for its DLQ too
         try:
+            if self.transaction is not None:
+                self.transaction.begin()
             future = self.producer.send(
                 self.topics[letter.table], key=letter.sequence_number.encode(), value=value, headers=headers
             )
         except KafkaError as error:
+            if self.transaction is not None:
+                raise self.transaction.failed(error, f"send a dead letter of {letter.table}") from error
             raise FatalError(f"dead-letter topic {self.topics[letter.table]} refused a record: {error}") from error
         self.pending.append(future)
 
@@ -164,12 +174,15 @@ class KafkaDeadLetters:
             raise RetriableError(f"dead letters not acknowledged within {timeout:.0f} s") from None
         for future in self.pending:
             if future.failed():
+                if self.transaction is not None:
+                    self.pending = []
+                    raise self.transaction.failed(future.exception, "deliver the transaction's dead letters")
                 raise FatalError(f"a dead-letter topic rejected a record: {future.exception}")
         self.pending = []
 
     def close(self) -> None:
         """Within about a second even when no broker answers; says once how many letters were given up on."""
-        if self.producer is None:
+        if self.producer is None or self.transaction is not None:  # a transaction's producer: closed by its owner
             return
         from bridge.sinks.kafka_client import close_producer
 
@@ -212,6 +225,11 @@ class DeadLetters:
     def close(self) -> None:
         for destination in self._unique():
             destination.close()
+
+    def join(self, transaction) -> None:
+        """Write the Kafka dead letters inside the pipeline's transaction (exactly-once allows no file ones)."""
+        for destination in self._unique():
+            destination.join(transaction)
 
 
 def build_dead_letters(config: Any) -> DeadLetters:

@@ -23,8 +23,10 @@ def write_config(path: Path, data: dict) -> Path:
     return path
 
 
-def run_bridge(*args: str, timeout: float = 120, env: dict | None = None) -> subprocess.CompletedProcess:
-    """`python -m bridge ARGS`, capturing stdout and stderr."""
+def run_bridge(
+    *args: str, timeout: float = 120, env: dict | None = None, cwd: Path | None = None
+) -> subprocess.CompletedProcess:
+    """`python -m bridge ARGS` (in `cwd`, else here), capturing stdout and stderr."""
     return subprocess.run(
-        [sys.executable, "-m", "bridge", *args], capture_output=True, text=True, timeout=timeout, env=env
+        [sys.executable, "-m", "bridge", *args], capture_output=True, text=True, timeout=timeout, env=env, cwd=cwd
     )

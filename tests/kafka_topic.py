@@ -7,11 +7,19 @@ from kafka import KafkaConsumer, TopicPartition
 from tests.polling import wait_for
 
 
-def read_topic(bootstrap: str, topic: str, timeout: float = 30) -> list:
-    """Every record of `topic` up to its current end offsets, in partition order (ConsumerRecords)."""
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, consumer_timeout_ms=1000)
+def read_topic(bootstrap: str, topic: str, timeout: float = 30, committed: bool = False) -> list:
+    """Every record of `topic` up to its current end offsets, in partition order (ConsumerRecords);
+    `committed`: as a `read_committed` consumer sees them (no records of open or aborted transactions)."""
+    consumer = KafkaConsumer(
+        bootstrap_servers=bootstrap,
+        enable_auto_commit=False,
+        consumer_timeout_ms=1000,
+        isolation_level="read_committed" if committed else "read_uncommitted",
+    )
     try:
         partitions = consumer.partitions_for_topic(topic) or set()
+        if not partitions:  # the topic does not exist (yet)
+            return []
         assigned = [TopicPartition(topic, p) for p in sorted(partitions)]
         consumer.assign(assigned)
         consumer.seek_to_beginning(*assigned)

@@ -1,7 +1,8 @@
 """`cdc-bridge tail`: read a table's Kafka topic and print each record decoded, as the stdout sink prints it.
 
 Like `kcat -C`: starts at the end of the topic (only new records) or with `from_beginning` at its start, and
-stops after `max_events` records, at the end of the topic (`exit_at_end`), or on Ctrl-C.
+stops after `max_events` records, at the end of the topic (`exit_at_end`), or on Ctrl-C. It reads committed
+records only (`read_committed`): with `delivery: exactly_once`, records of aborted transactions never show.
 """
 
 from __future__ import annotations
@@ -61,7 +62,10 @@ def tail(
     codec = EnvelopeCodec(config.encoding.numbers, config.encoding.wire_format, config.table(table).schema)
     schema = codec.schema if config.encoding.wire_format == "raw" else None
     try:
-        consumer = KafkaConsumer(**client_options(settings), enable_auto_commit=False, group_id=None)
+        # committed records only: with delivery: exactly_once those of aborted transactions never show
+        consumer = KafkaConsumer(
+            **client_options(settings), enable_auto_commit=False, group_id=None, isolation_level="read_committed"
+        )
     except KafkaError as error:
         raise FatalError(f"no Kafka broker reachable at {settings.bootstrap_servers}: {error}") from None
     try:

@@ -94,6 +94,18 @@ SNAPSHOT_SEGMENTS = Gauge(
     ["table"],
     registry=REGISTRY,
 )
+TRANSACTIONS = Counter(
+    "cdc_bridge_transactions",
+    "Kafka transactions ended (delivery: exactly_once), by outcome: committed or aborted.",
+    ["outcome"],
+    registry=REGISTRY,
+)
+TRANSACTION_COMMIT = Histogram(
+    "cdc_bridge_transaction_commit_seconds",
+    "Time the broker took to confirm a transaction's commit (delivery: exactly_once).",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+    registry=REGISTRY,
+)
 
 _lock = threading.Lock()
 _snapshots: dict[str, tuple[int, int, int | None]] = {}  # table -> (items read, segments left, table's ItemCount)
@@ -231,6 +243,13 @@ def sink_error(sink: str, error: BaseException | str) -> None:
 def kafka_send_latency(seconds: float) -> None:
     """The broker acknowledged a record `seconds` after it was handed to the producer."""
     SEND_LATENCY.observe(seconds)
+
+
+def transaction_finished(outcome: str, seconds: float) -> None:
+    """A Kafka transaction was `committed` (confirmed after `seconds`) or `aborted`."""
+    TRANSACTIONS.labels(outcome).inc()
+    if outcome == "committed":
+        TRANSACTION_COMMIT.observe(seconds)
 
 
 def checkpoint_written(positions: Mapping) -> None:

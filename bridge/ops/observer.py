@@ -37,12 +37,14 @@ class Observer:
         self.thread = threading.Thread(target=self._watch, name="observer", daemon=True)
 
     def __enter__(self) -> Observer:
+        checkpoint = self.config.checkpoint
         log.info(
-            "cdc-bridge %s starting: tables %s; sinks %s; checkpoint %s",
+            "cdc-bridge %s starting: tables %s; sinks %s; checkpoint %s; delivery %s",
             __version__,
             ", ".join(table.name for table in self.config.tables),
             ", ".join(sink.type for sink in self.config.sinks),
-            self.config.checkpoint.path,
+            f"topic {checkpoint.topic}" if checkpoint.store == "kafka" else checkpoint.path,
+            self.config.delivery.replace("_", "-"),
         )
         metrics.set_retention_warning(self.settings.retention_warning_hours * 3600)
         if self.settings.port is not None:

@@ -81,6 +81,14 @@ class Sink(ABC):
         the pipeline then keeps its checkpoint before these events.
         """
 
+    def join(self, transaction) -> None:
+        """`delivery: exactly_once`: before `open`, the pipeline hands over its Kafka transaction
+        (`bridge.sinks.transaction.KafkaTransaction`); the sink then writes through its producer inside the
+        open transaction (`transaction.begin()`), and the pipeline commits the records with the checkpoint.
+        Only a sink whose records can be part of a Kafka transaction implements it (the config allows
+        exactly-once with one kafka sink only)."""
+        raise NotImplementedError(f"{type(self).__name__} cannot write inside a Kafka transaction")
+
     @abstractmethod
     def close(self) -> None:
         """Release connections and files; called exactly once, even when `open` failed or was never called.

@@ -137,11 +137,16 @@ class KafkaSink(Sink):
             raise ConfigError(f"kafka sink: {name}: {message}")
         self.topics = {table: self.config.topic.format(table=table) for table in self.tables}
         ensure_topics(self.config, self.topics.values())
-        self.producer = make_producer(self.config)
+        self.producer = self.transaction.producer if self.transaction is not None else make_producer(self.config)
         self.pending: list = []  # futures of the records sent since the last successful flush
         self.rejected: list[BaseException] = []  # why the broker refused records for good (then flush is fatal)
         self.stuck = False  # the last flush ended with records unacknowledged
         self.next_topic_check = 0.0  # monotonic time before which the topics are not asked about again
+
+    transaction = None  # the pipeline's Kafka transaction with delivery: exactly_once (`join`)
+
+    def join(self, transaction) -> None:
+        self.transaction = transaction
 
     def _headers(self, event: ChangeEvent, fingerprint: bytes | None) -> list[tuple[str, bytes]]:
         headers = [
@@ -159,6 +164,8 @@ class KafkaSink(Sink):
 
         Events before the rejected one were accepted; the caller continues after it (or stops).
         """
+        if self.transaction is not None and events:
+            self.transaction.begin()
         ts_ms = int(time.time() * 1000)
         partitions: dict[str, list[int]] = {}  # topic -> its partitions, looked up once per call
         last: dict[tuple[str, int], tuple[float, object]] = {}  # (topic, partition) -> (handed at, future)
@@ -209,6 +216,8 @@ class KafkaSink(Sink):
         except KafkaTimeoutError as error:
             raise RetriableError(f"no metadata for topic {topic}: {error}") from error
         except KafkaError as error:
+            if self.transaction is not None:
+                raise self.transaction.failed(error, f"send a record of {event.table}") from error
             raise FatalError(f"Kafka refused a record of {event.table} at {event.position}: {error}") from error
         self.pending.append(future)
         return handed, future
@@ -235,6 +244,9 @@ class KafkaSink(Sink):
             metrics.sink_error("kafka", error)
             raise RetriableError(f"Kafka flush did not complete: {error}") from error
         self._count_rejected()
+        if self.rejected and self.transaction is not None:  # the transaction fails with them: it is aborted
+            error, self.rejected, self.pending = self.rejected[0], [], []
+            raise self.transaction.failed(error, "deliver the transaction's records")
         if self.rejected:
             raise FatalError(f"Kafka rejected {len(self.rejected)} record(s), the first: {self.rejected[0]!r}")
         if not all(future.is_done for future in self.pending):
@@ -285,7 +297,7 @@ class KafkaSink(Sink):
 
     def close(self) -> None:
         producer = getattr(self, "producer", None)
-        if producer is None:
+        if producer is None or self.transaction is not None:  # a transaction's producer is closed by its owner
             return
         given_up = close_producer(producer, self._unacknowledged)
         if given_up:

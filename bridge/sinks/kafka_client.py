@@ -184,10 +184,11 @@ def _refused_login(config: Any, refusal: SaslAuthenticationFailedError) -> str:
     )
 
 
-def make_producer(config: Any) -> KafkaProducer:
-    """A connected producer; `RetriableError` when no broker answers, `FatalError` when the brokers refuse the
-    SASL login, `ConfigError` for unusable settings."""
-    options = producer_options(config)
+def make_producer(config: Any, **overrides: Any) -> KafkaProducer:
+    """A connected producer (`overrides` replace producer options, e.g. a `transactional_id`); `RetriableError`
+    when no broker answers, `FatalError` when the brokers refuse the SASL login, `ConfigError` for unusable
+    settings."""
+    options = {**producer_options(config), **overrides}
     with _connecting(config, "producer"):
         producer = KafkaProducer(**options)
     # kafka-python 3.0 does not hand `allow_auto_create_topics` on to the metadata its producer requests (it
