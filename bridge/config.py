@@ -201,10 +201,46 @@ class EncodingConfig:
     numbers: Literal["exact", "double", "string"] = doc(
         "DynamoDB numbers as exact long/decimal, lossy double, or text.", default="exact"
     )
-    wire_format: Literal["single_object", "raw"] = doc(
-        "Kafka value framing: Avro single-object encoding (C3 01 + fingerprint) or the bare Avro body.",
-        default="single_object",
+    wire_format: Literal["auto", "single_object", "confluent", "raw"] = doc(
+        "Kafka value framing: `confluent` (00 + 4-byte schema id from `schema_registry`, what Kafka Connect, "
+        "ksqlDB and the Confluent deserializers read), `single_object` (C3 01 + fingerprint: no registry "
+        "needed), `raw` (the bare Avro body); `auto`: confluent when `schema_registry.url` is set, else "
+        "single_object.",
+        default="auto",
     )
+
+    def framing(self, registry: SchemaRegistryConfig) -> str:
+        """The wire format in effect: `auto` resolved by whether a registry is configured."""
+        if self.wire_format != "auto":
+            return self.wire_format
+        return "confluent" if registry.url else "single_object"
+
+
+@dataclass(frozen=True)
+class SchemaRegistryConfig:
+    """A Confluent-compatible schema registry (Confluent, Apicurio, Karapace, Redpanda) for `wire_format: confluent`."""
+
+    url: str | None = doc(
+        "Registry URL; several, comma-separated, are tried in turn (e.g. `http://registry:8081`).", default=None
+    )
+    basic_auth_user: str | None = doc("User for HTTP basic auth.", default=None)
+    basic_auth_password: Secret | None = doc("Password for HTTP basic auth (use `${ENV}`).", default=None)
+    bearer_token: Secret | None = doc("Bearer token sent as `Authorization: Bearer` (use `${ENV}`).", default=None)
+    ssl_cafile: str | None = doc("CA bundle for an https registry; unset: the system's.", default=None)
+    ssl_certfile: str | None = doc("Client certificate (PEM) for mutual TLS.", default=None)
+    ssl_keyfile: str | None = doc("Client key (PEM) for mutual TLS.", default=None)
+    timeout_s: float = doc("Timeout of each registry request.", above=0, at_most=300, default=10.0)
+    subject_name_strategy: Literal["topic", "record", "topic_record"] = doc(
+        "Subject of a table's value schema: `topic` (`<topic>-value`, Confluent's TopicNameStrategy), `record` "
+        "(the record's full name) or `topic_record` (`<topic>-<record full name>`).",
+        default="topic",
+    )
+    auto_register: bool = doc(
+        "Register each table's writer schema at start; false: look up the version registered beforehand (by "
+        "CI, `cdc-bridge schema --register`) and stop with a clear error when it is missing.",
+        default=True,
+    )
+    normalize: bool = doc("Ask the registry to normalize schemas before registering or looking up.", default=False)
 
 
 TRANSACTIONAL_ID = (r"[\x21-\x7e]{1,249}", "1-249 printable ASCII characters, no spaces")
@@ -281,6 +317,9 @@ class Config:
     sinks: tuple[SinkSpec, ...] = doc("Where every change goes (each table's changes go to every sink).")
     source: SourceConfig = doc("Stream reading.", default=SourceConfig())
     encoding: EncodingConfig = doc("Encoding.", default=EncodingConfig())
+    schema_registry: SchemaRegistryConfig = doc(
+        "Schema registry for the Confluent wire format.", default=SchemaRegistryConfig()
+    )
     checkpoint: CheckpointConfig = doc("Progress.", default=CheckpointConfig())
     metrics: MetricsConfig = doc("Metrics, health endpoints, retention warning.", default=MetricsConfig())
     shutdown_timeout_s: float = doc(
@@ -633,6 +672,7 @@ def _check(config: Config, ctx: _Context) -> None:
             "too: give every table `initial_only`, or run the snapshot-only tables with a config of their own",
         )
     _check_delivery(config, ctx)
+    _check_registry(config, ctx)
     names = tuple(table.name for table in config.tables)
     for index, sink in enumerate(config.sinks):
         path = _join("sinks", index)
@@ -651,6 +691,27 @@ def _check(config: Config, ctx: _Context) -> None:
                         f"`tombstones: true` on {path} needs `key: primary` (a tombstone deletes every record "
                         f"with its key, and a partition key alone may stand for several items of {table.name!r})",
                     )
+
+
+def _check_registry(config: Config, ctx: _Context) -> None:
+    """The Confluent wire format has a registry, and the registry's settings go together."""
+    registry = config.schema_registry
+    if config.encoding.wire_format == "confluent" and not registry.url:
+        raise ctx.error(
+            "encoding.wire_format", "`confluent` frames each value with a schema id: set `schema_registry.url`"
+        )
+    if registry.url:
+        for index, url in enumerate(part.strip() for part in registry.url.split(",")):
+            if not re.fullmatch(r"https?://[^\s/]+(/\S*)?", url):
+                raise ctx.error("schema_registry.url", f"URL {index + 1} ({url!r}) must start with http:// or https://")
+    if (registry.basic_auth_user is None) != (registry.basic_auth_password is None):
+        raise ctx.error(
+            "schema_registry.basic_auth_user", "basic auth needs both basic_auth_user and basic_auth_password"
+        )
+    if registry.basic_auth_user is not None and registry.bearer_token is not None:
+        raise ctx.error("schema_registry.bearer_token", "give basic auth or a bearer token, not both")
+    if (registry.ssl_certfile is None) != (registry.ssl_keyfile is None):
+        raise ctx.error("schema_registry.ssl_certfile", "mutual TLS needs both ssl_certfile and ssl_keyfile")
 
 
 def _check_delivery(config: Config, ctx: _Context) -> None:

@@ -19,7 +19,8 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
-from bridge.codec.avro import EnvelopeCodec
+from bridge.codec.avro import table_codec
+from bridge.codec.registry import SchemaRegistry
 from bridge.config import Config, TableConfig
 from bridge.enrich import CurrentItems
 from bridge.errors import FatalError, PoisonRecordError, RejectedEvent
@@ -225,10 +226,11 @@ def build_routes(
     """A route per described table, with its codec (`encoding.numbers`, `wire_format`, the table's schema) and,
     for `enrich: current_item`, its reader of current items on `dynamodb` (retries wait with `sleep`)."""
     routes = {}
+    confluent = config.encoding.framing(config.schema_registry) == "confluent"
+    registry = SchemaRegistry(config.schema_registry) if confluent else None
     for info in tables:
         table = config.table(info.name)
-        codec = EnvelopeCodec(config.encoding.numbers, config.encoding.wire_format, table.schema)
-        encoding = TableEncoding(codec, table.key)
+        encoding = TableEncoding(table_codec(config, table), table.key, registry)
         current = None
         if table.enrich == "current_item":
             current = CurrentItems(dynamodb, table.name, info.key_names, sleep=sleep)

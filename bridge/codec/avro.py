@@ -19,6 +19,7 @@ from bridge.codec.lookup import SCHEMAS, crc64_avro, fingerprint
 from bridge.codec.transcode import Transcoder
 from bridge.codec.typed import ItemCoercer, is_typed, item_record, plain_typed
 from bridge.codec.writer import EnvelopeWriter, twos_complement
+from bridge.errors import FatalError
 from bridge.normalize import INT64_MAX, INT64_MIN, ChangeEvent, DynamoSet
 
 __all__ = [
@@ -162,7 +163,10 @@ class EnvelopeCodec:
         self.wire_format = wire_format
         self._items = _GenericItems(numbers)
         self._typed = ItemCoercer(item_record(self.schema)) if item_schema is not None else None
-        self._header = MAGIC + self.fingerprint if wire_format == "single_object" else b""
+        if wire_format not in ("single_object", "confluent", "raw"):
+            raise ValueError(f"wire_format must be single_object, confluent or raw, got {wire_format!r}")
+        # confluent: the 5-byte header of the schema's registry id, once the Kafka sink registered it (`frame`)
+        self._header: bytes | None = {"single_object": MAGIC + self.fingerprint, "raw": b""}.get(wire_format)
         # the generic envelope goes through the fast writer (same bytes as fastavro, tests/unit/test_writer_exact.py)
         self._writer = EnvelopeWriter.for_schema(self.schema, numbers) if item_schema is None else None
         # generic + exact: images go from attribute-value JSON straight to Avro (bridge/codec/transcode.py)
@@ -173,6 +177,8 @@ class EnvelopeCodec:
 
         Raises `PoisonRecordError` (path `before.<field>` / `after.<field>`) when a typed item does not fit.
         """
+        if self._header is None:
+            raise FatalError("wire_format confluent: the writer schema was not registered before the first record")
         if self._writer is not None:
             sides = self.transcoder.sides(event) if self.transcoder is not None else None
             ts_ms = ts_ms if ts_ms is not None else int(time.time() * 1000)
@@ -190,6 +196,20 @@ class EnvelopeCodec:
         out.write(self._header)
         fastavro.schemaless_writer(out, self.schema, datum)
         return out.getvalue()
+
+    def frame(self, header: bytes) -> None:
+        """Values start with `header` from now on (the Confluent header of the registered schema's id)."""
+        self._header = header
+
+    @property
+    def record_name(self) -> str:
+        """The full name of the writer schema's record (for the registry's record name strategies)."""
+        return self.schema["name"]
+
+
+def table_codec(config: Any, table: Any) -> EnvelopeCodec:
+    """The codec of a table (`TableConfig`) under `config`: its numbers, the wire format in effect, its schema."""
+    return EnvelopeCodec(config.encoding.numbers, config.encoding.framing(config.schema_registry), table.schema)
 
 
 def encode_event(event: ChangeEvent, *, numbers: str = "exact", wire_format: str = "single_object") -> bytes:
@@ -218,16 +238,22 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def decode_value(data: bytes, schema: dict | None = None) -> dict:
+def decode_value(data: bytes, schema: dict | None = None, *, registry: Any = None) -> dict:
     """Decode a Kafka value written by the bridge into the plain envelope.
 
     Generic items come back exactly as normalized (int or exact `Decimal` numbers, sets as `DynamoSet`);
     typed items as their record's values (sets as lists, decimals as `Decimal`). Single-object values find
-    their writer schema by fingerprint in `bridge.codec.SCHEMAS`; `schema` (parsed) overrides it, and is
-    needed for `raw` values of typed tables (raw values default to the generic envelope).
+    their writer schema by fingerprint in `bridge.codec.SCHEMAS`; Confluent-framed values (`00` + schema id)
+    by id in `registry` (a `bridge.codec.registry.SchemaRegistry`, which caches it; without one a value is not
+    taken for Confluent-framed, since a raw body may start with 00 too); `schema` (parsed) overrides both, and
+    is needed for `raw` values of typed tables (raw values default to the generic envelope).
     """
     body = io.BytesIO(data)
-    if data[:2] == MAGIC:
+    if registry is not None and data[:1] == b"\x00" and len(data) >= 5:
+        if schema is None:
+            schema = registry.parsed(int.from_bytes(data[1:5], "big"))
+        body.seek(5)
+    elif data[:2] == MAGIC:
         if schema is None:
             schema = SCHEMAS.find(data[2:10])
         if schema is None:

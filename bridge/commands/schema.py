@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import TextIO
 
-from bridge.codec.avro import EnvelopeCodec
+from bridge.codec.avro import table_codec
 from bridge.codec.infer import infer_item_schema, scan_items
 from bridge.config import Config, TableConfig, load_config
 from bridge.errors import ConfigError, FatalError
@@ -21,7 +21,7 @@ def _table(config: Config, name: str, file: str) -> TableConfig:
 
 def writer_schema(config: Config, table: TableConfig) -> dict:
     """The exact writer schema (JSON object) the bridge encodes `table`'s changes with."""
-    return EnvelopeCodec(config.encoding.numbers, config.encoding.wire_format, table.schema).schema_json
+    return table_codec(config, table).schema_json
 
 
 def inferred_schema(config: Config, table: TableConfig, limit: int, dynamodb=None) -> dict:

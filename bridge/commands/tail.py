@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import difflib
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TextIO
 
 from kafka import KafkaConsumer, TopicPartition
 from kafka.errors import KafkaError
 
-from bridge.codec import EnvelopeCodec, decode_value
+from bridge.codec import decode_value
+from bridge.codec.avro import table_codec
+from bridge.codec.registry import SchemaRegistry
 from bridge.config import Config, SinkSpec
-from bridge.errors import ConfigError, FatalError
+from bridge.errors import BridgeError, ConfigError, FatalError
 from bridge.sinks.render import event_view, render, select, shown_key
 
 log = logging.getLogger(__name__)
@@ -59,8 +61,13 @@ def tail(
     topic = topic_of(config, table)
     settings = kafka_sink(config).settings
     # the writer schema of a typed table is known by fingerprint once its codec exists
-    codec = EnvelopeCodec(config.encoding.numbers, config.encoding.wire_format, config.table(table).schema)
-    schema = codec.schema if config.encoding.wire_format == "raw" else None
+    codec = table_codec(config, config.table(table))
+    schema = codec.schema if codec.wire_format == "raw" else None
+    registry = SchemaRegistry(config.schema_registry) if codec.wire_format == "confluent" else None
+
+    def decode(value: bytes) -> dict:
+        return decode_value(value, schema, registry=registry)
+
     try:
         # committed records only: with delivery: exactly_once those of aborted transactions never show
         consumer = KafkaConsumer(
@@ -88,7 +95,7 @@ def tail(
                 for record in records:
                     if max_events is not None and printed >= max_events:
                         break
-                    out.write(_show(topic, record, schema, pretty, fields, colour) + "\n")
+                    out.write(_show(topic, record, decode, pretty, fields, colour) + "\n")
                     printed += 1
             out.flush()
         return printed
@@ -98,13 +105,17 @@ def tail(
         consumer.close()
 
 
-def _show(topic: str, record, schema: dict | None, pretty: bool, fields: Sequence[str], colour: bool) -> str:
+def _show(
+    topic: str, record, decode: Callable[[bytes], dict], pretty: bool, fields: Sequence[str], colour: bool
+) -> str:
     key = record.key or b""
     if record.value is None:  # a tombstone after a delete
         view = {"topic": topic, "key": shown_key(key), "value": None}
     else:
         try:
-            view = event_view(decode_value(record.value, schema), key, topic)
+            view = event_view(decode(record.value), key, topic)
+        except BridgeError:  # the registry is away or refuses: no record can be decoded
+            raise
         except Exception as error:  # a record not written by the bridge must not end the tail
             log.warning(
                 "%s partition %d offset %d: not a bridge record: %s", topic, record.partition, record.offset, error

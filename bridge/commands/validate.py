@@ -11,7 +11,7 @@ from botocore.exceptions import EndpointConnectionError, NoCredentialsError
 from kafka import KafkaAdminClient
 from kafka.errors import KafkaError
 
-from bridge.codec import EnvelopeCodec
+from bridge.codec.avro import table_codec
 from bridge.config import Config, load_config
 from bridge.errors import BridgeError, ConfigError
 from bridge.source.discovery import describe_table
@@ -39,7 +39,7 @@ def _schema_problems(config: Config) -> list[str]:
         if getattr(table, "schema", None) is None:
             continue
         try:
-            EnvelopeCodec(config.encoding.numbers, config.encoding.wire_format, table.schema)
+            table_codec(config, table)
         except ConfigError as error:
             problems.append(f"tables[{index}].schema: {error}")
     return problems

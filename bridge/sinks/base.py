@@ -17,15 +17,18 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from bridge.codec.avro import EnvelopeCodec
+from bridge.codec.registry import SchemaRegistry
 from bridge.normalize import ChangeEvent
 
 
 @dataclass(frozen=True)
 class TableEncoding:
-    """How the events of one table are encoded: Avro codec and Kafka key mode (`partition` | `primary`)."""
+    """How the events of one table are encoded: Avro codec, Kafka key mode (`partition` | `primary`) and,
+    for `wire_format: confluent`, the schema registry the Kafka sink registers the codec's schema with."""
 
     codec: EnvelopeCodec
     key: str = "partition"
+    registry: SchemaRegistry | None = None
 
 
 class Sink(ABC):

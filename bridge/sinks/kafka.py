@@ -30,6 +30,7 @@ from kafka.errors import KafkaError, KafkaTimeoutError, MessageSizeTooLargeError
 from kafka.partitioner import murmur2
 
 from bridge.codec.keys import kafka_key
+from bridge.codec.registry import register_value
 from bridge.config import doc
 from bridge.errors import ConfigError, FatalError, PoisonRecordError, RejectedEvent, RetriableError
 from bridge.normalize import ChangeEvent
@@ -136,6 +137,9 @@ class KafkaSink(Sink):
             name, message = problems[0]
             raise ConfigError(f"kafka sink: {name}: {message}")
         self.topics = {table: self.config.topic.format(table=table) for table in self.tables}
+        for table, encoding in self.tables.items():
+            if encoding.registry is not None:
+                register_value(encoding.registry, encoding.codec, self.topics[table], table)
         ensure_topics(self.config, self.topics.values())
         self.producer = self.transaction.producer if self.transaction is not None else make_producer(self.config)
         self.pending: list = []  # futures of the records sent since the last successful flush
