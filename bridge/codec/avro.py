@@ -173,16 +173,21 @@ class EnvelopeCodec:
         self.transcoder = Transcoder(self.schema) if self._writer is not None and numbers == "exact" else None
 
     def encode(self, event: ChangeEvent, ts_ms: int | None = None) -> bytes:
-        """The Kafka value for `event`: framed per `wire_format`.
+        """The Kafka value for `event`: its `body` framed per `wire_format`.
 
         Raises `PoisonRecordError` (path `before.<field>` / `after.<field>`) when a typed item does not fit.
         """
-        if self._header is None:
+        header = self._header
+        if header is None:
             raise FatalError("wire_format confluent: the writer schema was not registered before the first record")
+        return header + self.body(event, ts_ms)
+
+    def body(self, event: ChangeEvent, ts_ms: int | None = None) -> bytes:
+        """The Avro body of `event`'s envelope, without the wire format's framing (Avro files, the stdout sink)."""
         if self._writer is not None:
             sides = self.transcoder.sides(event) if self.transcoder is not None else None
             ts_ms = ts_ms if ts_ms is not None else int(time.time() * 1000)
-            return self._header + self._writer.body(event, ts_ms, sides)
+            return self._writer.body(event, ts_ms, sides)
         datum = envelope(event, ts_ms if ts_ms is not None else int(time.time() * 1000))
         items = self._items
         datum["keys"] = items.item(datum["keys"])
@@ -193,7 +198,6 @@ class EnvelopeCodec:
             datum["before"] = self._typed.side(datum["before"], "before")
             datum["after"] = self._typed.side(datum["after"], "after")
         out = io.BytesIO()
-        out.write(self._header)
         fastavro.schemaless_writer(out, self.schema, datum)
         return out.getvalue()
 

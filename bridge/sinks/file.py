@@ -132,10 +132,10 @@ class FileSink(Sink):
             for event in events:
                 name = event.table
                 table = self.tables[event.table]
-                value = table.codec.encode(event, ts_ms)
+                value = table.codec.body(event, ts_ms)
                 current = self._file_for(event.table, now)
                 if self.config.format == "avro":
-                    self._append_avro(current, table, value)
+                    self._append_avro(current, value)
                 else:
                     envelope = decode_value(value, table.codec.schema)
                     line = (render(event_view(envelope, kafka_key(event, table.key))) + "\n").encode()
@@ -200,8 +200,7 @@ class FileSink(Sink):
         current.handle.write(out.getvalue())
         current.size += out.tell()
 
-    def _append_avro(self, current: _OpenFile, table: TableEncoding, value: bytes) -> None:
-        body = _avro_body(value, table)
+    def _append_avro(self, current: _OpenFile, body: bytes) -> None:
         current.block.append(body)
         current.block_bytes += len(body)
         if current.block_bytes >= AVRO_BLOCK_BYTES:
@@ -264,14 +263,6 @@ class FileSink(Sink):
 def _unwritten(error: OSError) -> str:
     """The OS error of a failed write or sync, and what it means for the checkpoint."""
     return f"{error.strerror or error}; the checkpoint stays before the events not written"
-
-
-def _avro_body(value: bytes, table: TableEncoding) -> bytes:
-    """The bare Avro body of an encoded Kafka value (without single-object framing)."""
-    framing = {"single_object": 10, "raw": 0}.get(getattr(table.codec, "wire_format", "raw"))
-    if framing is None:
-        raise FatalError(f"file sink: cannot write Avro files with wire format {table.codec.wire_format!r}")
-    return value[framing:]
 
 
 def _schema_text(table: TableEncoding) -> str:

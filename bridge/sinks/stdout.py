@@ -71,7 +71,7 @@ class StdoutSink(Sink):
         lines = []
         for event in events:
             table = self.tables[event.table]
-            envelope = decode_value(table.codec.encode(event, ts_ms), table.codec.schema)
+            envelope = decode_value(table.codec.body(event, ts_ms), table.codec.schema)
             topic = self.config.topic.format(table=event.table)
             view = select(event_view(envelope, kafka_key(event, table.key), topic), self.config.fields)
             lines.append(render(view, pretty, self.colour) + "\n")
