@@ -1,4 +1,5 @@
-"""Session fixtures: a real Kafka broker and a real moto server on loopback, started once per test run.
+"""Session fixtures: a real Kafka broker and a real moto server on loopback, started once per test run, and
+a fake Schema Registry (`registry`: emptied for each test).
 
 `KAFKA_BOOTSTRAP_SERVERS` / `DYNAMODB_ENDPOINT_URL` point the tests at external services instead.
 A service that cannot start skips its tests locally and fails the run when `CI=true`.
@@ -11,6 +12,7 @@ import os
 import boto3
 import pytest
 
+from tests.schema_registry import FakeRegistry
 from tests.services import KafkaBroker, MotoServer, ServiceError, reset
 
 os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
@@ -80,3 +82,21 @@ def dynamodb(moto_endpoint):
     """A DynamoDB client on a freshly reset moto server."""
     reset(moto_endpoint)
     return boto3.client("dynamodb", endpoint_url=moto_endpoint, region_name="us-east-1")
+
+
+@pytest.fixture(scope="session")
+def schema_registry():
+    """The run's fake Confluent Schema Registry (tests/schema_registry.py), in this process on a loopback port."""
+    registry = FakeRegistry()
+    registry.start()
+    yield registry
+    registry.stop()
+
+
+@pytest.fixture
+def registry(schema_registry) -> FakeRegistry:
+    """The fake registry, running and empty for this test: no schemas, levels, scripts, credentials or requests."""
+    if not schema_registry.running:  # a test before this one stopped it
+        schema_registry.start()
+    schema_registry.reset()
+    return schema_registry
