@@ -65,13 +65,18 @@ def subject_name(strategy: str, topic: str, record: str, suffix: str = "value") 
     return f"{topic}-{record}"
 
 
-def register_value(registry: SchemaRegistry, codec: Any, topic: str, table: str) -> None:
-    """Register (or look up) `codec`'s writer schema as the value schema of `topic`, and frame its values with
-    the id; once per table and topic when the Kafka sink opens."""
-    strategy = registry.config.subject_name_strategy
+def value_subject(registry: SchemaRegistry, codec: Any, topic: str, table: str) -> Subject:
+    """The subject of `codec`'s writer schema as the value schema of `topic` (table `table`)."""
     source = codec.item_schema or "the generic envelope (schemas/envelope.avsc)"
-    subject = Subject(subject_name(strategy, topic, codec.record_name), table, source)
-    codec.frame(frame(registry.writer_id(subject, schema_text(codec.schema_json))))
+    return Subject(subject_name(registry.config.subject_name_strategy, topic, codec.record_name), table, source)
+
+
+def register_value(registry: SchemaRegistry, codec: Any, topic: str, table: str) -> int:
+    """Register (or look up) `codec`'s writer schema as the value schema of `topic`, and frame its values with
+    the id (returned); once per table and topic when the Kafka sink opens."""
+    schema_id = registry.writer_id(value_subject(registry, codec, topic, table), schema_text(codec.schema_json))
+    codec.frame(frame(schema_id))
+    return schema_id
 
 
 def schema_text(schema: dict) -> str:

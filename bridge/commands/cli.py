@@ -190,13 +190,25 @@ def _checkpoints(args: argparse.Namespace) -> None:
 def _schema_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("action", nargs="?", choices=["infer"], help="infer: propose a typed item schema")
     _config_argument(parser)
-    parser.add_argument("--table", required=True, help="table name as in the config")
+    parser.add_argument("--table", help="table name as in the config (with --register/--check: all when unset)")
     parser.add_argument("--limit", type=int, default=1000, help="with infer: items to scan (default: %(default)s)")
+    registry = parser.add_mutually_exclusive_group()
+    registry.add_argument(
+        "--register", action="store_true", help="register the writer schemas in schema_registry (no bridge run)"
+    )
+    registry.add_argument(
+        "--check", action="store_true", help="ask schema_registry whether the writer schemas are compatible"
+    )
 
 
 def _schema(args: argparse.Namespace) -> None:
-    from bridge.commands.schema import schema_command
+    from bridge.commands.schema import registry_command, schema_command
 
+    if args.register or args.check:
+        if args.action == "infer":
+            raise ConfigError("schema infer proposes an item schema; --register and --check take none")
+        registry_command(args.config, args.table, sys.stdout, check=args.check)
+        return
     schema_command(args.config, args.table, sys.stdout, infer=args.action == "infer", limit=args.limit)
 
 
@@ -259,9 +271,11 @@ COMMANDS: list[Command] = [
     ),
     Command(
         "schema",
-        "print the exact Avro writer schema of a table; `schema infer` proposes a typed item schema",
+        "print the exact Avro writer schema of a table; `schema infer` proposes a typed item schema; "
+        "--register / --check push the writer schemas to the schema registry or check their compatibility",
         "cdc-bridge schema --config config/local.yaml --table Phones\n"
-        "  cdc-bridge schema infer --config config/local.yaml --table Phones --limit 500",
+        "  cdc-bridge schema infer --config config/local.yaml --table Phones --limit 500\n"
+        "  cdc-bridge schema --config config/local.yaml --check",
         _schema_arguments,
         _schema,
     ),

@@ -1,12 +1,15 @@
-"""`cdc-bridge schema`: print a table's writer schema, or infer a typed item schema from the live table."""
+"""`cdc-bridge schema`: print a table's writer schema, infer a typed item schema from the live table, or register
+the writer schemas in the schema registry (`--register`) and check them against it (`--check`)."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from typing import TextIO
 
 from bridge.codec.avro import table_codec
 from bridge.codec.infer import infer_item_schema, scan_items
+from bridge.codec.registry import SchemaRegistry, register_value, schema_text, value_subject
 from bridge.config import Config, TableConfig, load_config
 from bridge.errors import ConfigError, FatalError
 
@@ -48,9 +51,41 @@ def inferred_schema(config: Config, table: TableConfig, limit: int, dynamodb=Non
 
 def schema_command(config_file: str, table_name: str, out: TextIO, *, infer: bool = False, limit: int = 1000) -> None:
     """Print the table's writer schema, or with `infer` an item schema proposal, as indented JSON."""
+    if not table_name:
+        raise ConfigError("--table is needed to print or infer a schema")
     if limit < 1:
         raise ConfigError(f"--limit must be at least 1, got {limit}")
     config = load_config(config_file)
     table = _table(config, table_name, config_file)
     schema = inferred_schema(config, table, limit) if infer else writer_schema(config, table)
     out.write(json.dumps(schema, indent=2) + "\n")
+
+
+def registry_command(config_file: str, table_name: str | None, out: TextIO, *, check: bool) -> None:
+    """Register the writer schema of each table (or `table_name`) in the schema registry under its value
+    subject, or with `check` ask the registry whether each is compatible with the subject's latest version
+    (a `ConfigError` listing the incompatible ones)."""
+    config = load_config(config_file)
+    if not config.schema_registry.url:
+        raise ConfigError(f"{config_file}: schema_registry.url is not set: there is no registry to talk to")
+    kafka = next((sink.settings for sink in config.sinks if sink.type == "kafka"), None)
+    if kafka is None:
+        raise ConfigError(f"{config_file}: value subjects are named after Kafka topics, and there is no kafka sink")
+    tables = [_table(config, table_name, config_file)] if table_name else list(config.tables)
+    registry = SchemaRegistry(dataclasses.replace(config.schema_registry, auto_register=True))
+    incompatible = []
+    for table in tables:
+        codec = table_codec(config, table)
+        topic = kafka.topic.format(table=table.name)
+        subject = value_subject(registry, codec, topic, table.name)
+        if check:
+            ok, messages = registry.compatible(subject, schema_text(codec.schema_json))
+            out.write(f"{subject}: {'compatible' if ok else 'INCOMPATIBLE'}\n")
+            out.writelines(f"  {message}\n" for message in messages if not ok)
+            if not ok:
+                incompatible.append(str(subject))
+        else:
+            schema_id = register_value(registry, codec, topic, table.name)
+            out.write(f"{subject}: registered, id {schema_id}\n")
+    if incompatible:
+        raise ConfigError(f"not compatible with the registered versions: {'; '.join(incompatible)}")
