@@ -241,6 +241,12 @@ class SchemaRegistryConfig:
         default=True,
     )
     normalize: bool = doc("Ask the registry to normalize schemas before registering or looking up.", default=False)
+    key_format: Literal["plain", "avro"] = doc(
+        "Kafka keys: `plain` (the key value's bytes, as without a registry) or `avro` (a Confluent-framed Avro "
+        "record of the key attributes, registered under `<topic>-key`, for converters that need Avro keys; "
+        "records then go to other partitions than with plain keys).",
+        default="plain",
+    )
 
 
 TRANSACTIONAL_ID = (r"[\x21-\x7e]{1,249}", "1-249 printable ASCII characters, no spaces")

@@ -230,7 +230,9 @@ def build_routes(
     registry = SchemaRegistry(config.schema_registry) if confluent else None
     for info in tables:
         table = config.table(info.name)
-        encoding = TableEncoding(table_codec(config, table), table.key, registry)
+        pairs = tuple(zip(info.key_names, info.key_types or ("",) * len(info.key_names), strict=True))
+        attributes = pairs[:1] if table.key == "partition" else tuple(sorted(pairs))
+        encoding = TableEncoding(table_codec(config, table), table.key, registry, attributes)
         current = None
         if table.enrich == "current_item":
             current = CurrentItems(dynamodb, table.name, info.key_names, sleep=sleep)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import ssl
 import urllib.error
 import urllib.parse
@@ -24,6 +25,8 @@ import urllib.request
 from dataclasses import dataclass
 from typing import Any
 
+from bridge.codec.keys import canonical_number
+from bridge.codec.writer import zigzag
 from bridge.errors import ConfigError, RetriableError
 from bridge.secret import reveal
 
@@ -77,6 +80,45 @@ def register_value(registry: SchemaRegistry, codec: Any, topic: str, table: str)
     schema_id = registry.writer_id(value_subject(registry, codec, topic, table), schema_text(codec.schema_json))
     codec.frame(frame(schema_id))
     return schema_id
+
+
+AVRO_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+KEY_TYPES = {"S": "string", "N": "string", "B": "bytes"}  # N as its canonical decimal text: exact at any size
+
+
+def key_schema(table: str, attributes: tuple[tuple[str, str], ...]) -> dict:
+    """The Avro record of a table's Kafka key attributes ((name, S|N|B) pairs), for `key_format: avro`."""
+    fields = []
+    for name, kind in attributes:
+        if not AVRO_NAME.fullmatch(name):
+            raise ConfigError(
+                f"table {table}: key attribute {name!r} is not a valid Avro field name ([A-Za-z_][A-Za-z0-9_]*), "
+                "so it cannot be an Avro key field: use schema_registry.key_format: plain"
+            )
+        if kind not in KEY_TYPES:
+            raise ConfigError(f"table {table}: DescribeTable gave no S, N or B type for key attribute {name!r}")
+        doc = "the number as canonical decimal text" if kind == "N" else f"DynamoDB type {kind}"
+        fields.append({"name": name, "type": KEY_TYPES[kind], "doc": doc})
+    record = re.sub(r"[^A-Za-z0-9_]", "_", table)
+    return {"type": "record", "name": f"{record}Key", "namespace": "io.cdcbridge.keys", "fields": fields}
+
+
+def avro_key(header: bytes, values: list) -> bytes:
+    """A Confluent-framed Avro key: `header` and the key attribute values (str, int, Decimal or bytes)."""
+    out = bytearray(header)
+    for value in values:
+        data = value if type(value) is bytes else (value if type(value) is str else canonical_number(value)).encode()
+        out += zigzag(len(data))
+        out += data
+    return bytes(out)
+
+
+def register_key(registry: SchemaRegistry, schema: dict, topic: str, table: str) -> bytes:
+    """Register (or look up) a table's key schema under `<topic>-key` (per the subject strategy); its header."""
+    strategy = registry.config.subject_name_strategy
+    record = f"{schema['namespace']}.{schema['name']}"
+    subject = Subject(subject_name(strategy, topic, record, "key"), table, "its key attributes (DescribeTable)")
+    return frame(registry.writer_id(subject, schema_text(schema)))
 
 
 def schema_text(schema: dict) -> str:

@@ -29,6 +29,7 @@ class TableEncoding:
     codec: EnvelopeCodec
     key: str = "partition"
     registry: SchemaRegistry | None = None
+    key_attributes: tuple[tuple[str, str], ...] = ()  # (name, S|N|B) of the Kafka key's attributes, in key order
 
 
 class Sink(ABC):

@@ -30,7 +30,7 @@ from kafka.errors import KafkaError, KafkaTimeoutError, MessageSizeTooLargeError
 from kafka.partitioner import murmur2
 
 from bridge.codec.keys import kafka_key
-from bridge.codec.registry import register_value
+from bridge.codec.registry import avro_key, key_schema, register_key, register_value
 from bridge.config import doc
 from bridge.errors import ConfigError, FatalError, PoisonRecordError, RejectedEvent, RetriableError
 from bridge.normalize import ChangeEvent
@@ -137,9 +137,14 @@ class KafkaSink(Sink):
             name, message = problems[0]
             raise ConfigError(f"kafka sink: {name}: {message}")
         self.topics = {table: self.config.topic.format(table=table) for table in self.tables}
+        self.avro_keys: dict[str, tuple[bytes, tuple[str, ...]]] = {}  # table -> (key header, key attributes)
         for table, encoding in self.tables.items():
             if encoding.registry is not None:
                 register_value(encoding.registry, encoding.codec, self.topics[table], table)
+                if encoding.registry.config.key_format == "avro":
+                    schema = key_schema(table, encoding.key_attributes)
+                    header = register_key(encoding.registry, schema, self.topics[table], table)
+                    self.avro_keys[table] = (header, tuple(name for name, _ in encoding.key_attributes))
         ensure_topics(self.config, self.topics.values())
         self.producer = self.transaction.producer if self.transaction is not None else make_producer(self.config)
         self.pending: list = []  # futures of the records sent since the last successful flush
@@ -178,7 +183,11 @@ class KafkaSink(Sink):
                 table = self.tables[event.table]
                 try:
                     value = table.codec.encode(event, ts_ms)
-                    key = kafka_key(event, table.key)
+                    avro = self.avro_keys.get(event.table) if self.avro_keys else None
+                    if avro is None:
+                        key = kafka_key(event, table.key)
+                    else:
+                        key = avro_key(avro[0], [event.keys[name] for name in avro[1]])
                 except PoisonRecordError as error:
                     raise RejectedEvent(event, f"cannot encode: {error}", error.path) from error
                 topic = self.topics[event.table]

@@ -22,6 +22,7 @@ class TableInfo:
     view_type: str
     region: str
     item_count: int | None = None  # DynamoDB's estimate (updated about every six hours), for progress only
+    key_types: tuple[str, ...] = ()  # S, N or B of each key attribute (AttributeDefinitions); "" when not given
 
 
 @dataclass(frozen=True)
@@ -79,7 +80,13 @@ def describe_table(dynamodb, name: str) -> TableInfo:
     region = stream_arn.split(":")[3] if stream_arn.count(":") >= 4 else dynamodb.meta.region_name
     count = table.get("ItemCount")
     item_count = count if type(count) is int and count >= 0 else None
-    return TableInfo(name, stream_arn, key_names, view_type if type(view_type) is str else "", region, item_count)
+    types = {}
+    for definition in table.get("AttributeDefinitions") or ():
+        if type(definition) is dict and definition.get("AttributeType") in ("S", "N", "B"):
+            types[definition.get("AttributeName")] = definition["AttributeType"]
+    key_types = tuple(types.get(key, "") for key in key_names)
+    view = view_type if type(view_type) is str else ""
+    return TableInfo(name, stream_arn, key_names, view, region, item_count, key_types)
 
 
 def current_stream_arn(dynamodb, name: str) -> str | None:

@@ -150,3 +150,33 @@ def test_schema_check_reports_an_incompatible_typed_schema(registry, tmp_path):
     with pytest.raises(ConfigError, match="not compatible"):
         registry_command(config_file(tmp_path, registry, str(avsc)), None, out, check=True)
     assert "INCOMPATIBLE" in out.getvalue()
+
+
+def test_avro_keys_are_records_of_the_key_attributes_registered_under_topic_key(registry):
+    import fastavro
+
+    from bridge.codec.registry import avro_key, key_schema, register_key
+
+    schema = key_schema("order-lines", (("OrderId", "S"), ("Line", "N"), ("Blob", "B")))
+    assert [(f["name"], f["type"]) for f in schema["fields"]] == [
+        ("OrderId", "string"),
+        ("Line", "string"),
+        ("Blob", "bytes"),
+    ]
+    header = register_key(client(registry), schema, "dynamodb.order-lines", "order-lines")
+    assert "dynamodb.order-lines-key" in registry.subjects()
+    from decimal import Decimal
+
+    key = avro_key(header, ["o-1", Decimal("10.50"), b"\x00\xff"])
+    assert key[:5] == header
+    decoded = fastavro.schemaless_reader(io.BytesIO(key[5:]), fastavro.parse_schema(schema), None)
+    assert decoded == {"OrderId": "o-1", "Line": "10.5", "Blob": b"\x00\xff"}, "N as canonical decimal text"
+
+
+def test_avro_keys_need_avro_names_and_known_types():
+    from bridge.codec.registry import key_schema
+
+    with pytest.raises(ConfigError, match="not a valid Avro field name"):
+        key_schema("T", (("order-id", "S"),))
+    with pytest.raises(ConfigError, match="no S, N or B type"):
+        key_schema("T", (("id", ""),))
