@@ -6,23 +6,31 @@ and checkpointed. The benchmark then checks that the topic holds exactly the cor
 names the last sequence number of every shard. Records/s is the corpus size over the process's whole wall
 time, start-up and final flush included. The plain loop (`bench/plainloop.py`) runs against the same
 endpoint and broker in the same run.
+
+With `exactly_once`, the same run with `delivery: exactly_once` and the checkpoint in a compacted topic: each
+checkpoint interval (default 1 s) is one Kafka transaction. The check then reads the topic as a
+`read_committed` consumer: the corpus, each `event_id` once, and the checkpoint read back from its topic.
 """
 
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from pathlib import Path
 
 import yaml
-from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
 
 from bench import corpus
 from bench.process import Measured, Service, measure, python
+from bridge.checkpoint_kafka import store_for
+from bridge.config import load_config
 from bridge.source.stream import MIN_CALL_INTERVAL
 
 PARTITIONS = 4
+READ_TIMEOUT_S = 120  # longest read of a benchmark topic back to its end
 
 
 def topic_size(bootstrap: str, topic: str) -> int:
@@ -44,6 +52,39 @@ def create_topic(bootstrap: str, topic: str) -> None:
         admin.close()
 
 
+def warm_transactions(bootstrap: str) -> None:
+    """Initialise one transactional id, so that the broker creates its transaction state topic now: the first
+    transactional producer of a cluster waits for it (~0.8 s more on the benchmark's new broker), which a cluster
+    does once in its life, not at each start of a bridge."""
+    producer = KafkaProducer(bootstrap_servers=bootstrap, transactional_id=f"bench-warm-up-{uuid.uuid4().hex[:6]}")
+    try:
+        producer.init_transactions()
+    finally:
+        producer.close()
+
+
+def committed_records(bootstrap: str, topic: str) -> tuple[int, int]:
+    """(records, distinct `event_id` headers) of `topic` as a `read_committed` consumer reads it to its end (its
+    end offsets also count the transactions' commit markers, so `topic_size` does not apply)."""
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, isolation_level="read_committed")
+    try:
+        partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or set())]
+        consumer.assign(partitions)
+        consumer.seek_to_beginning(*partitions)
+        ends = consumer.end_offsets(partitions)
+        count, event_ids = 0, set()
+        deadline = time.monotonic() + READ_TIMEOUT_S
+        while any(consumer.position(tp) < ends[tp] for tp in partitions):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{topic} was not read to its end within {READ_TIMEOUT_S:g} s")
+            for records in consumer.poll(timeout_ms=500).values():
+                count += len(records)
+                event_ids.update(dict(record.headers)["event_id"] for record in records)
+        return count, len(event_ids)
+    finally:
+        consumer.close()
+
+
 def figures(name: str, records: int, run: Measured) -> dict:
     """The row of one measured run over `records` records (or items)."""
     return {
@@ -63,10 +104,19 @@ def failed(what: str, run: Measured) -> RuntimeError:
 
 
 def bridge_config(
-    workdir: Path, endpoint: str, bootstrap: str, topic: str, table: dict | None = None, **source
+    workdir: Path,
+    endpoint: str,
+    bootstrap: str,
+    topic: str,
+    table: dict | None = None,
+    *,
+    exactly_once: bool = False,
+    **source,
 ) -> Path:
     """A bridge config for the benchmark table; `table` overrides table settings (default: streaming only,
-    `snapshot: never`, from the trim horizon), `source` overrides source settings."""
+    `snapshot: never`, from the trim horizon), `source` overrides source settings. `exactly_once`: `delivery:
+    exactly_once` with the checkpoint in the compacted topic `<topic>-checkpoints` (its transactional id), the
+    checkpoint interval left at its default; otherwise the default delivery and a checkpoint file."""
     config = {
         "source": {"endpoint_url": endpoint, "region": corpus.REGION, **source},
         "tables": [{"name": corpus.TABLE, "snapshot": "never", **(table or {})}],
@@ -81,18 +131,25 @@ def bridge_config(
         ],
         "checkpoint": {"path": str(workdir / f"{uuid.uuid4().hex[:8]}-checkpoints.json")},
     }
+    if exactly_once:
+        config["delivery"] = "exactly_once"
+        config["checkpoint"] = {"store": "kafka", "topic": f"{topic}-checkpoints"}
     path = workdir / f"bridge-{uuid.uuid4().hex[:8]}.yaml"
     path.write_text(yaml.safe_dump(config))
     return path
 
 
-def run_bridge(bootstrap: str, records: int, workdir: Path, name: str) -> dict:
-    """The bridge over `records` corpus records; raises unless every record reached Kafka and the checkpoint."""
+def run_bridge(bootstrap: str, records: int, workdir: Path, name: str, *, exactly_once: bool = False) -> dict:
+    """The bridge over `records` corpus records (`exactly_once`: with `delivery: exactly_once`); raises unless
+    every record reached Kafka (once, for a `read_committed` reader) and the checkpoint."""
+    if exactly_once:
+        warm_transactions(bootstrap)
     manifest = workdir / f"manifest-{records}.json"
     server = Service(python("-m", "bench.fakeaws", "--records", str(records), "--manifest", str(manifest)))
     try:
         topic = f"bench-{name.replace('/', '-')}-{uuid.uuid4().hex[:6]}"
-        config = bridge_config(workdir, f"http://127.0.0.1:{server.port}", bootstrap, topic)
+        endpoint = f"http://127.0.0.1:{server.port}"
+        config = bridge_config(workdir, endpoint, bootstrap, topic, exactly_once=exactly_once)
         run = measure(
             python("-m", "bridge", "--log-level", "WARNING", "run", "--config", str(config), "--until-caught-up")
         )
@@ -100,11 +157,16 @@ def run_bridge(bootstrap: str, records: int, workdir: Path, name: str) -> dict:
         server.stop()
     if run.returncode != 0:
         raise failed("the bridge", run)
-    in_topic = topic_size(bootstrap, topic)
+    if exactly_once:
+        in_topic, distinct = committed_records(bootstrap, topic)
+        if distinct != in_topic:
+            raise RuntimeError(f"{topic} holds {in_topic} committed records but {distinct} distinct event ids")
+    else:
+        in_topic = topic_size(bootstrap, topic)
     if in_topic != records:
         raise RuntimeError(f"the bridge left {in_topic} records in {topic}, expected {records}")
-    checkpoint = json.loads(Path(yaml.safe_load(config.read_text())["checkpoint"]["path"]).read_text())
-    stored = {shard: entry["sequence_number"] for shard, entry in checkpoint["streams"][corpus.STREAM_ARN].items()}
+    checkpoint = store_for(load_config(config)).load()
+    stored = {shard: entry.sequence_number for (arn, shard), entry in checkpoint.items() if arn == corpus.STREAM_ARN}
     expected = json.loads(manifest.read_text())
     if stored != expected["last"]:
         raise RuntimeError(f"checkpoint {stored} does not end at the last record of every shard")

@@ -5,6 +5,10 @@ a ~1 KB item from the corpus with its own id; its latency is the time from just 
 called to the moment a consumer in this process receives the Kafka record of that id. The writer keeps a
 fixed schedule (write i at start + i / rate), so a slow bridge does not slow the writes down.
 
+`exactly_once`: the bridge with `delivery: exactly_once` and the default checkpoint interval (1 s, what users
+get), read by a `read_committed` consumer: a record counts when its transaction commits, so its latency
+includes the wait for the end of its interval and the commit.
+
 `BENCH_LATENCY_SECONDS` shortens the run for development (default 60, as the benchmark is specified).
 """
 
@@ -43,9 +47,9 @@ def _create_table(dynamodb) -> None:
 
 
 class _Consumer(threading.Thread):
-    """Notes when each key first arrives on the topic."""
+    """Notes when each key first arrives on the topic (`committed`: as a `read_committed` consumer)."""
 
-    def __init__(self, bootstrap: str, topic: str) -> None:
+    def __init__(self, bootstrap: str, topic: str, committed: bool) -> None:
         super().__init__(daemon=True)
         self.seen: dict[str, float] = {}
         self.stop = threading.Event()
@@ -55,6 +59,7 @@ class _Consumer(threading.Thread):
             fetch_max_wait_ms=20,
             enable_auto_commit=False,
             metadata_max_age_ms=500,  # find the topic soon after the bridge creates it
+            isolation_level="read_committed" if committed else "read_uncommitted",
         )
         self.topic = topic
 
@@ -76,8 +81,9 @@ def _wait_for(condition, timeout: float, what: str) -> None:
         time.sleep(0.05)
 
 
-def run(bootstrap: str, workdir: Path, seconds: float | None = None) -> dict:
-    """Write at `RATE`/s for `seconds` and return latency percentiles (seconds) of the records seen."""
+def run(bootstrap: str, workdir: Path, seconds: float | None = None, *, exactly_once: bool = False) -> dict:
+    """Write at `RATE`/s for `seconds` and return latency percentiles (seconds) of the records seen
+    (`exactly_once`: with `delivery: exactly_once`, the records of committed transactions)."""
     seconds = seconds if seconds is not None else float(os.environ.get("BENCH_LATENCY_SECONDS", "60"))
     for name, value in environment().items():
         if name.startswith("AWS_"):
@@ -90,7 +96,7 @@ def run(bootstrap: str, workdir: Path, seconds: float | None = None) -> dict:
         dynamodb = boto3.client("dynamodb", endpoint_url=moto.endpoint, region_name="us-east-1")
         _create_table(dynamodb)
         topic = f"bench-latency-{uuid.uuid4().hex[:6]}"
-        config = bridge_config(workdir, moto.endpoint, bootstrap, topic)
+        config = bridge_config(workdir, moto.endpoint, bootstrap, topic, exactly_once=exactly_once)
         config.write_text(config.read_text().replace(corpus.TABLE, TABLE))
         bridge = subprocess.Popen(
             python("-m", "bridge", "--log-level", "WARNING", "run", "--config", str(config)),
@@ -100,7 +106,7 @@ def run(bootstrap: str, workdir: Path, seconds: float | None = None) -> dict:
             stderr=log,
             start_new_session=True,
         )
-        consumer = _Consumer(bootstrap, topic)
+        consumer = _Consumer(bootstrap, topic, committed=exactly_once)
         consumer.start()
         template = next(record for _, record in corpus.records(1, binary="bytes"))["dynamodb"]["NewImage"]
         dynamodb.put_item(TableName=TABLE, Item={**template, "id": {"S": "warm-up"}})
@@ -135,7 +141,7 @@ def run(bootstrap: str, workdir: Path, seconds: float | None = None) -> dict:
         moto.stop()
         log.close()
     return {
-        "benchmark": "latency",
+        "benchmark": "latency/exactly-once" if exactly_once else "latency",
         "records": len(sent),
         "missing": len(sent) - len(latencies),
         "seconds": round(seconds, 1),

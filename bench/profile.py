@@ -5,7 +5,8 @@
 sampled, so the figures are shares of the one core Python code can use) and prints the share of each stage
 and the hottest functions. Each sample is charged to the innermost frame that belongs to a known stage.
 `--snapshot` profiles the snapshot benchmark's run instead (`--records` items in the table, an idle stream,
-`snapshot: initial_only`).
+`snapshot: initial_only`); `--exactly-once` runs the bridge with `delivery: exactly_once` (the end-to-end
+benchmark's exactly-once row).
 """
 
 from __future__ import annotations
@@ -32,8 +33,9 @@ STAGES = [
     ("normalize (bridge/normalize.py)", ("bridge/normalize.py",)),
     ("encode: Avro (bridge/codec)", ("bridge/codec/",)),
     ("produce: kafka-python (send, batching, network)", ("kafka/",)),
+    ("transaction (bridge/sinks/transaction.py)", ("bridge/sinks/transaction.py",)),
     ("produce: Kafka sink (bridge/sinks)", ("bridge/sinks/",)),
-    ("checkpoint", ("bridge/checkpoint.py",)),
+    ("checkpoint", ("bridge/checkpoint.py", "bridge/checkpoint_kafka.py")),
     ("pipeline loop and route", ("bridge/pipeline.py", "bridge/route.py", "bridge/filters.py", "bridge/poison.py")),
     ("start-up (imports)", ("importlib", "<frozen")),
 ]
@@ -71,6 +73,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--records", type=int, default=50_000)
     parser.add_argument("--rate", type=int, default=100, help="samples per second")
     parser.add_argument("--snapshot", action="store_true", help="profile the snapshot of a table of --records items")
+    parser.add_argument("--exactly-once", action="store_true", help="the bridge with delivery: exactly_once")
     args = parser.parse_args(argv)
     spy = shutil.which("py-spy", path=str(Path(sys.executable).parent)) or shutil.which("py-spy")
     if spy is None:
@@ -86,12 +89,15 @@ def main(argv: list[str] | None = None) -> None:
         else:
             server = Service(python("-m", "bench.fakeaws", "--records", str(args.records)))
         try:
+            if args.exactly_once:
+                endtoend.warm_transactions(broker.bootstrap)
             config = endtoend.bridge_config(
                 workdir,
                 f"http://127.0.0.1:{server.port}",
                 broker.bootstrap,
                 f"profile-{corpus.TABLE}",
                 table={"snapshot": "initial_only"} if args.snapshot else None,
+                exactly_once=args.exactly_once,
             )
             raw = workdir / "profile.txt"
             bridge = python("-m", "bridge", "--log-level", "WARNING", "run", "--config", str(config))
