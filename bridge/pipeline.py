@@ -298,38 +298,8 @@ class Pipeline:
 
     def _deliver(self, routed: Routed, events: list[ChangeEvent], route: TableRoute, sinks: list[Sink]) -> None:
         """Write `events` (of `routed`) to every sink, and the dead letters to their destination."""
-        letters = list(routed.letters)
-        if events:
-            for sink in sinks:
-                letters += self._write_to(sink, events, route)
-            self.unflushed += len(events)
-            metrics.events_written(events)
-        self.dead_letters.write(letters)
-
-    def _write_to(self, sink: Sink, events: list[ChangeEvent], route: TableRoute) -> list[DeadLetter]:
-        """Write `events` to one sink; an event it rejects is routed by the table's policy, the rest still go."""
-        letters = []
-        remaining = events
-        while remaining:
-            try:
-                sink.write(remaining)
-                break
-            except RejectedEvent as error:
-                index = next((i for i, event in enumerate(remaining) if event is error.event), None)
-                if index is None:
-                    raise FatalError(
-                        f"sink {type(sink).__name__} rejected an event it was not given: {error}"
-                    ) from None
-                letter = route.rejected(error, type(sink).__name__)
-                if letter is not None:
-                    letters.append(letter)
-                remaining = remaining[index + 1 :]
-            except PoisonRecordError as error:
-                raise FatalError(
-                    f"sink {type(sink).__name__} could not write a batch: {error} (a sink refuses one event by "
-                    "raising RejectedEvent)"
-                ) from error
-        return letters
+        deliver(events, routed.letters, sinks, self.dead_letters, route.rejected)
+        self.unflushed += len(events)
 
     def _commit(self, sinks: list[Sink], final: bool = False) -> None:
         """Flush every sink and dead-letter destination, then store the checkpoint.
@@ -406,3 +376,48 @@ class Pipeline:
 def _backoff(attempt: int) -> float:
     """Exponential backoff with full jitter: 0.5 s up to 30 s."""
     return full_jitter(attempt, base=0.5, cap=30.0, floor=0.5)
+
+
+def deliver(
+    events: list[ChangeEvent],
+    letters: list[DeadLetter],
+    sinks: list[Sink],
+    dead_letters: DeadLetters,
+    rejected: Callable[[RejectedEvent, str], DeadLetter | None],
+) -> None:
+    """Write `events` to every sink, then `letters` and the dead letters of the events a sink rejected to
+    `dead_letters`; nothing is durable before their `flush`. `rejected(error, sink_name)` routes a rejected
+    event by its table's policy (`TableRoute.rejected`: a letter, None under `skip`, `FatalError` under `fail`).
+    Shared by the pipeline and the Lambda handler (bridge/aws_lambda.py)."""
+    letters = list(letters)
+    if events:
+        for sink in sinks:
+            letters += write_to(sink, events, rejected)
+        metrics.events_written(events)
+    dead_letters.write(letters)
+
+
+def write_to(
+    sink: Sink, events: list[ChangeEvent], rejected: Callable[[RejectedEvent, str], DeadLetter | None]
+) -> list[DeadLetter]:
+    """Write `events` to one sink; an event it rejects is routed by `rejected`, the rest still go."""
+    letters = []
+    remaining = events
+    while remaining:
+        try:
+            sink.write(remaining)
+            break
+        except RejectedEvent as error:
+            index = next((i for i, event in enumerate(remaining) if event is error.event), None)
+            if index is None:
+                raise FatalError(f"sink {type(sink).__name__} rejected an event it was not given: {error}") from None
+            letter = rejected(error, type(sink).__name__)
+            if letter is not None:
+                letters.append(letter)
+            remaining = remaining[index + 1 :]
+        except PoisonRecordError as error:
+            raise FatalError(
+                f"sink {type(sink).__name__} could not write a batch: {error} (a sink refuses one event by "
+                "raising RejectedEvent)"
+            ) from error
+    return letters
