@@ -100,3 +100,24 @@ def registry(schema_registry) -> FakeRegistry:
         schema_registry.start()
     schema_registry.reset()
     return schema_registry
+
+
+@pytest.fixture
+def lambda_function(tmp_path):
+    """Starts the bridge's Lambda handler in AWS's runtime interface emulator (tests/lambda_runtime.py):
+    `lambda_function(config_path, env=None, timeout_s=60)`; every function started is stopped after the test."""
+    from tests.lambda_runtime import LambdaFunction
+
+    started: list = []
+
+    def start(config, env: dict | None = None, timeout_s: int = 60):
+        try:
+            function = LambdaFunction(tmp_path, config, env, timeout_s)
+            started.append(function)
+            return function.start()
+        except ServiceError as error:
+            _unavailable("the Lambda runtime interface emulator", error)
+
+    yield start
+    for function in started:
+        function.stop()
