@@ -86,9 +86,21 @@ def _broker(workdir: Path):
 
 
 def end_to_end(bootstrap: str, workdir: Path, records: int, baseline_records: int) -> list[dict]:
-    """The bridge (at-least-once, the default), the bridge with exactly-once delivery and the plain loop."""
+    """The bridge (at-least-once, single-object values: the defaults), with exactly-once delivery, with the
+    Confluent wire format (the fake registry of tests/schema_registry.py), and the plain loop."""
+    from tests.schema_registry import FakeRegistry
+
     bridge = endtoend.run_bridge(bootstrap, records, workdir, "end-to-end/bridge")
     exactly_once = endtoend.run_bridge(bootstrap, records, workdir, "end-to-end/exactly-once", exactly_once=True)
+    registry = FakeRegistry()
+    registry.start()
+    try:
+        confluent = endtoend.run_bridge(bootstrap, records, workdir, "end-to-end/confluent", registry=registry.url)
+        registrations = registry.count("/subjects/*/versions", "POST")
+    finally:
+        registry.stop()
+    if registrations != 1:
+        raise RuntimeError(f"the confluent run registered {registrations} schemas, expected its one table's")
     plain = endtoend.run_plain_loop(bootstrap, baseline_records)
     _against_rate(bridge, plain)
     bridge["target"] = "ratio >= 5 and >= 6000 records/s"
@@ -96,7 +108,10 @@ def end_to_end(bootstrap: str, workdir: Path, records: int, baseline_records: in
     _against_rate(exactly_once, bridge)
     exactly_once["target"] = "ratio >= 0.8 (of at-least-once)"
     exactly_once["met"] = exactly_once["ratio"] >= 0.8
-    return [bridge, exactly_once, plain]
+    _against_rate(confluent, bridge)
+    confluent["target"] = "ratio >= 0.95 (of single-object)"
+    confluent["met"] = confluent["ratio"] >= 0.95
+    return [bridge, exactly_once, confluent, plain]
 
 
 def memory(bootstrap: str, workdir: Path, small: dict | None, records: int, large_records: int) -> list[dict]:
@@ -148,7 +163,7 @@ def table(results: list[dict]) -> str:
                 f"{r['peak_rss_mb']:>11}"
             )
         if "cpu_us_per_record" in r and r["benchmark"].startswith(
-            ("end-to-end/bridge", "end-to-end/exactly-once", "memory/", "snapshot/bridge")
+            ("end-to-end/bridge", "end-to-end/exactly-once", "end-to-end/confluent", "memory/", "snapshot/bridge")
         ):
             busy = r["cpu_us_per_record"] / r["us_per_record"]
             lines[-1] += f"  CPU {r['cpu_us_per_record']} us/record ({busy:.0%} of a core)"

@@ -111,12 +111,14 @@ def bridge_config(
     table: dict | None = None,
     *,
     exactly_once: bool = False,
+    registry: str | None = None,
     **source,
 ) -> Path:
     """A bridge config for the benchmark table; `table` overrides table settings (default: streaming only,
     `snapshot: never`, from the trim horizon), `source` overrides source settings. `exactly_once`: `delivery:
     exactly_once` with the checkpoint in the compacted topic `<topic>-checkpoints` (its transactional id), the
-    checkpoint interval left at its default; otherwise the default delivery and a checkpoint file."""
+    checkpoint interval left at its default; otherwise the default delivery and a checkpoint file. `registry`: a
+    schema registry URL, so values are in the Confluent wire format (`wire_format: auto`)."""
     config = {
         "source": {"endpoint_url": endpoint, "region": corpus.REGION, **source},
         "tables": [{"name": corpus.TABLE, "snapshot": "never", **(table or {})}],
@@ -134,14 +136,19 @@ def bridge_config(
     if exactly_once:
         config["delivery"] = "exactly_once"
         config["checkpoint"] = {"store": "kafka", "topic": f"{topic}-checkpoints"}
+    if registry is not None:
+        config["schema_registry"] = {"url": registry}
     path = workdir / f"bridge-{uuid.uuid4().hex[:8]}.yaml"
     path.write_text(yaml.safe_dump(config))
     return path
 
 
-def run_bridge(bootstrap: str, records: int, workdir: Path, name: str, *, exactly_once: bool = False) -> dict:
-    """The bridge over `records` corpus records (`exactly_once`: with `delivery: exactly_once`); raises unless
-    every record reached Kafka (once, for a `read_committed` reader) and the checkpoint."""
+def run_bridge(
+    bootstrap: str, records: int, workdir: Path, name: str, *, exactly_once: bool = False, registry: str | None = None
+) -> dict:
+    """The bridge over `records` corpus records (`exactly_once`: with `delivery: exactly_once`; `registry`: in
+    the Confluent wire format with that registry); raises unless every record reached Kafka (once, for a
+    `read_committed` reader) and the checkpoint."""
     if exactly_once:
         warm_transactions(bootstrap)
     manifest = workdir / f"manifest-{records}.json"
@@ -149,7 +156,7 @@ def run_bridge(bootstrap: str, records: int, workdir: Path, name: str, *, exactl
     try:
         topic = f"bench-{name.replace('/', '-')}-{uuid.uuid4().hex[:6]}"
         endpoint = f"http://127.0.0.1:{server.port}"
-        config = bridge_config(workdir, endpoint, bootstrap, topic, exactly_once=exactly_once)
+        config = bridge_config(workdir, endpoint, bootstrap, topic, exactly_once=exactly_once, registry=registry)
         run = measure(
             python("-m", "bridge", "--log-level", "WARNING", "run", "--config", str(config), "--until-caught-up")
         )
