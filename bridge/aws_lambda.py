@@ -42,6 +42,7 @@ from bridge.source.discovery import describe_table, table_of_stream
 log = logging.getLogger(__name__)
 CONFIG_ENV = "CDC_BRIDGE_CONFIG"
 CONFIG_FILE = "cdc-bridge.yaml"
+CHUNK_ENV = "CDC_BRIDGE_LAMBDA_CHUNK_RECORDS"
 CHUNK_RECORDS = 250  # records routed, written and flushed together: a failure retries at most this many twice
 TIME_MARGIN_S = 2.0  # of the invocation's remaining time, kept for answering after the last flush
 SHARD_ID = ""  # the ESM event does not say which shard its records come from
@@ -75,6 +76,7 @@ class LambdaBridge:
         """Describe every table (key names, view type) and open the Kafka sink; `RetriableError` when DynamoDB
         or the broker does not answer yet (the next invocation starts over)."""
         self.config = config
+        self.chunk = _chunk_records()
         if dynamodb is None:
             dynamodb, _ = aws_clients(config)
         # region "": each event names its own (`awsRegion`), as the ESM may read a stream of another region
@@ -120,7 +122,7 @@ class LambdaBridge:
         while start < len(records):
             arn = _stream_arn(records[start])
             end = start + 1
-            while end < len(records) and end - start < CHUNK_RECORDS and _stream_arn(records[end]) == arn:
+            while end < len(records) and end - start < self.chunk and _stream_arn(records[end]) == arn:
                 end += 1
             timeout = deadline - time.monotonic()
             if timeout <= 0:
@@ -280,6 +282,17 @@ def check_lambda_config(config: Config, file: str) -> None:
                 f"{file}: tables[{index}].dead_letter_path: a Lambda function has no lasting disk; remove it "
                 "so dead letters go to the Kafka topic `<topic>.dlq`"
             )
+
+
+def _chunk_records() -> int:
+    """`$CDC_BRIDGE_LAMBDA_CHUNK_RECORDS` (records per flush: fewer, fewer resent after a failure; more, fewer
+    round trips to the broker), else `CHUNK_RECORDS`."""
+    text = os.environ.get(CHUNK_ENV, "")
+    if not text:
+        return CHUNK_RECORDS
+    if not text.isdigit() or int(text) < 1:
+        raise ConfigError(f"environment variable {CHUNK_ENV}: expected a whole number of records >= 1, got {text!r}")
+    return int(text)
 
 
 def config_path() -> str:
