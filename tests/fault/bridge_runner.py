@@ -78,6 +78,10 @@ class BridgeRunner:
         assert self.process.poll() is None, f"the bridge exited before logging {text!r}:\n{self.tail()}"
         return False
 
+    def run_log(self) -> str:
+        """The log of the latest start only (what follows its marker)."""
+        return self.log.read_text(errors="replace").rpartition(f"===== bridge start #{self.starts} =====\n")[2]
+
     def tail(self, lines: int = 40) -> str:
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
 
