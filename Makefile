@@ -56,7 +56,7 @@ lambda-package: $(VENV)/.demo-installed  ## build/lambda/cdc-bridge-{x86_64,arm6
 	rm -rf $(LAMBDA_OUT) && mkdir -p $(LAMBDA_OUT)
 	$(BIN)/python -c "import tomllib; print('\\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" \
 	  > $(LAMBDA_OUT)/requirements.txt
-	$(BIN)/python -m pip wheel -q --no-deps --no-build-isolation -w $(LAMBDA_OUT)/wheel .
+	$(BIN)/python -m pip wheel -q --no-deps -w $(LAMBDA_OUT)/wheel .
 	for arch in x86_64 arm64; do \
 	  platform=manylinux2014_$$( [ $$arch = arm64 ] && echo aarch64 || echo x86_64 ); \
 	  $(BIN)/python -m pip install -q --target $(LAMBDA_OUT)/$$arch --platform $$platform --implementation cp \
