@@ -9,7 +9,7 @@ BIN     = $(VENV)/bin
 demo: $(VENV)/.demo-installed  ## run the bridge on an in-process DynamoDB with the Phones table
 	$(BIN)/cdc-bridge demo
 
-test: $(VENV)/.test-installed kafka-jars lambda-rie  ## lint, then unit, integration and fault tests on real services
+test: $(VENV)/.test-installed kafka-jars lambda-rie lambda-package  ## lint, then unit, integration and fault tests on real services
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/pytest
