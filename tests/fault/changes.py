@@ -123,3 +123,12 @@ class CorruptingStreams:
                 image["v"] = self.malformed
                 record["dynamodb"]["NewImage"] = RawImage(orjson.dumps(image)) if raw else image
         return response
+
+
+def assert_stream_holds_the_writes(changes: list[tuple[str, str, str]], writer: ChangeWriter, count: int) -> None:
+    """The stream holds one record per write of `writer` (`count` in all), in write order per key."""
+    assert len(changes) == count, "the stream must hold one record per write"
+    stream_ops: dict[str, list[str]] = {}
+    for _, key, op in changes:
+        stream_ops.setdefault(key, []).append(op)
+    assert stream_ops == writer.ops_by_key, "the stream must hold every write in write order per key"

@@ -19,7 +19,7 @@ import time
 import uuid
 
 from tests.fault.bridge_runner import BridgeRunner, bridge_config
-from tests.fault.changes import TABLE, ChangeWriter, create_table, stream_changes
+from tests.fault.changes import TABLE, ChangeWriter, assert_stream_holds_the_writes, create_table, stream_changes
 from tests.fault.conftest import FIGURES
 from tests.fault.delivery import check_delivery
 from tests.kafka_topic import read_topic
@@ -155,11 +155,7 @@ def test_sigkills_and_broker_outage_deliver_each_change_once_to_read_committed_c
     print(figures)
     record_property("fault_figures", figures)
 
-    assert len(changes) == CHANGES, "the stream must hold one record per write"
-    stream_ops: dict[str, list[str]] = {}
-    for _, key, op in changes:
-        stream_ops.setdefault(key, []).append(op)
-    assert stream_ops == writer.ops_by_key, "the stream must hold every write in write order per key"
+    assert_stream_holds_the_writes(changes, writer, CHANGES)
     assert committing, f"the restarted bridge did not commit before the outage:\n{bridge.tail()}"
     assert caught_up, f"not every change was committed to Kafka; {result.figures()}; bridge log:\n{bridge.tail()}"
     assert result.missing == [], f"lost changes: {result.missing[:10]}"

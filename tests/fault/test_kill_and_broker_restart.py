@@ -17,7 +17,7 @@ import uuid
 
 from tests.bridge_process import write_config
 from tests.fault.bridge_runner import BridgeRunner
-from tests.fault.changes import TABLE, ChangeWriter, create_table, stream_changes
+from tests.fault.changes import TABLE, ChangeWriter, assert_stream_holds_the_writes, create_table, stream_changes
 from tests.fault.conftest import FIGURES
 from tests.fault.delivery import check_delivery
 from tests.kafka_topic import read_topic
@@ -111,11 +111,7 @@ def test_sigkills_and_broker_outage_lose_nothing_and_keep_per_key_order(
     print(figures)
     record_property("fault_figures", figures)
 
-    assert len(changes) == CHANGES, "the stream must hold one record per write"
-    stream_ops: dict[str, list[str]] = {}
-    for _, key, op in changes:
-        stream_ops.setdefault(key, []).append(op)
-    assert stream_ops == writer.ops_by_key, "the stream must hold every write in write order per key"
+    assert_stream_holds_the_writes(changes, writer, CHANGES)
     assert caught_up, f"not every change reached Kafka; {result.figures()}; bridge log:\n{bridge.tail()}"
     assert result.missing == [], f"lost changes: {result.missing[:10]}"
     assert result.unexpected == []

@@ -84,9 +84,8 @@ def envelopes(bootstrap: str, topic: str) -> list[dict]:
     return [decode_value(record.value) for record in read_topic(bootstrap, topic)]
 
 
-def test_the_sample_event_of_the_lambda_guide_becomes_its_three_changes(
-    dynamodb, moto_endpoint, kafka_bootstrap, tmp_path, lambda_function
-):
+def create_sample_table(dynamodb) -> None:
+    """The table of the guide's sample event: `TestTable`, numeric key `Id`, with a stream."""
     dynamodb.create_table(
         TableName="TestTable",
         KeySchema=[{"AttributeName": "Id", "KeyType": "HASH"}],
@@ -94,6 +93,12 @@ def test_the_sample_event_of_the_lambda_guide_becomes_its_three_changes(
         BillingMode="PAY_PER_REQUEST",
         StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
     )
+
+
+def test_the_sample_event_of_the_lambda_guide_becomes_its_three_changes(
+    dynamodb, moto_endpoint, kafka_bootstrap, tmp_path, lambda_function
+):
+    create_sample_table(dynamodb)
     config, topic = lambda_config(tmp_path, moto_endpoint, kafka_bootstrap, "TestTable")
     function = lambda_function(config)
 

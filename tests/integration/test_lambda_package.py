@@ -13,7 +13,7 @@ import sys
 
 import pytest
 
-from tests.integration.test_lambda_handler import SAMPLE_EVENT, envelopes, lambda_config
+from tests.integration.test_lambda_handler import SAMPLE_EVENT, create_sample_table, envelopes, lambda_config
 from tests.services import ROOT
 
 PACKAGE = ROOT / "build" / "lambda" / "x86_64"
@@ -38,13 +38,7 @@ def test_the_x86_64_package_alone_handles_the_sample_event(dynamodb, moto_endpoi
         if os.environ.get("CI") == "true":
             pytest.fail(message)
         pytest.skip(message)
-    dynamodb.create_table(
-        TableName="TestTable",
-        KeySchema=[{"AttributeName": "Id", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "Id", "AttributeType": "N"}],
-        BillingMode="PAY_PER_REQUEST",
-        StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
-    )
+    create_sample_table(dynamodb)
     config, topic = lambda_config(tmp_path, moto_endpoint, kafka_bootstrap, "TestTable")
 
     result = subprocess.run(
