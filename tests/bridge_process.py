@@ -23,6 +23,38 @@ def write_config(path: Path, data: dict) -> Path:
     return path
 
 
+def kafka_config(
+    path: Path,
+    moto_endpoint: str,
+    kafka_bootstrap: str,
+    topic: str,
+    tables: list[dict],
+    *,
+    sink: dict | None = None,
+    checkpoint: dict | None = None,
+    **top: object,
+) -> Path:
+    """Write a config at `path` for `tables` on the moto server and one Kafka sink (topic template `topic`, created
+    with 3 partitions), checkpoints beside it; `sink`, `checkpoint` and `top` add or override keys."""
+    data = {
+        "source": {"endpoint_url": moto_endpoint, "region": "us-east-1", "poll_interval_ms": 50},
+        "tables": tables,
+        "sinks": [
+            {
+                "type": "kafka",
+                "bootstrap_servers": kafka_bootstrap,
+                "topic": topic,
+                "create_topics": True,
+                "partitions": 3,
+                **(sink or {}),
+            }
+        ],
+        "checkpoint": {"path": str(path.parent / "checkpoints.json"), **(checkpoint or {})},
+        **top,
+    }
+    return write_config(path, data)
+
+
 def run_bridge(
     *args: str, timeout: float = 120, env: dict | None = None, cwd: Path | None = None
 ) -> subprocess.CompletedProcess:

@@ -27,3 +27,12 @@ def wait_for(condition: Callable[[], T], timeout: float, what: str, *, interval:
         if time.monotonic() >= deadline:
             raise TimedOut(f"timed out after {timeout:g} s waiting for {what}")
         time.sleep(interval)
+
+
+def held_within(timeout: float, condition: Callable[[], object], what: str, *, interval: float = 0.02) -> bool:
+    """Whether `condition` held within `timeout` s (`wait_for`), for a test that asserts it once its figures are
+    in rather than stopping at the first thing that did not happen."""
+    try:
+        return bool(wait_for(condition, timeout, what, interval=interval))
+    except TimedOut:
+        return False

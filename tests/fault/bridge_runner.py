@@ -11,7 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.bridge_process import write_config
+from tests.bridge_process import kafka_config
 
 
 class BridgeRunner:
@@ -97,21 +97,8 @@ def bridge_config(
     checkpoint: dict | None = None,
     **top: object,
 ) -> Path:
-    """A config file for one table and one Kafka sink; `table`, `sink`, `checkpoint` and `top` add or override keys."""
-    data = {
-        "source": {"endpoint_url": moto_endpoint, "region": "us-east-1", "poll_interval_ms": 50},
-        "tables": [{"name": "Faults", **(table or {})}],
-        "sinks": [
-            {
-                "type": "kafka",
-                "bootstrap_servers": kafka_bootstrap,
-                "topic": topic,
-                "create_topics": True,
-                "partitions": 3,
-                **(sink or {}),
-            }
-        ],
-        "checkpoint": {"path": str(path.parent / "checkpoints.json"), "interval_s": 0.5, **(checkpoint or {})},
-        **top,
-    }
-    return write_config(path, data)
+    """A config file for table Faults and one Kafka sink, checkpointed every 0.5 s; `table`, `sink`, `checkpoint`
+    and `top` add or override keys."""
+    tables = [{"name": "Faults", **(table or {})}]
+    checkpoint = {"interval_s": 0.5, **(checkpoint or {})}
+    return kafka_config(path, moto_endpoint, kafka_bootstrap, topic, tables, sink=sink, checkpoint=checkpoint, **top)

@@ -23,21 +23,13 @@ from tests.fault.changes import TABLE, ChangeWriter, assert_stream_holds_the_wri
 from tests.fault.conftest import FIGURES
 from tests.fault.delivery import check_delivery
 from tests.kafka_topic import read_topic
-from tests.polling import TimedOut, wait_for
+from tests.polling import held_within
 
 CHANGES = 3000
 KEYS = 250
 KILLS = 5  # before the outage; one more after it
 OUTAGE_S = 12.0
 TIMEOUT_S = 8  # shutdown_timeout_s, the longest wait for a commit: shorter than the outage, so it aborts
-
-
-def _within(timeout: float, condition, what: str, interval: float) -> bool:
-    """Whether `condition` held within `timeout` s (`wait_for`): the caller asserts it once the figures are in."""
-    try:
-        return bool(wait_for(condition, timeout, what, interval=interval))
-    except TimedOut:
-        return False
 
 
 def _bridge_lines(log: str) -> str:
@@ -86,10 +78,13 @@ def test_sigkills_and_broker_outage_deliver_each_change_once_to_read_committed_c
         def positioned() -> bool:
             return "started at" in bridge.run_log().rpartition("transaction aborted")[2]
 
-        if not _within(timeout, positioned, f"{what} to position its shard", 0.5):
+        if not held_within(timeout, positioned, f"{what} to position its shard", interval=0.5):
             return False
         before = committed_count()
-        return _within(timeout, lambda: committed_count() > before, f"{what} to commit", 1.0) and bridge.starts == run
+        return (
+            held_within(timeout, lambda: committed_count() > before, f"{what} to commit", interval=1.0)
+            and bridge.starts == run
+        )
 
     started = time.monotonic()
     moments: list[float] = []  # of each kill and of the broker stop, ms since the epoch
@@ -113,7 +108,9 @@ def test_sigkills_and_broker_outage_deliver_each_change_once_to_read_committed_c
         outage_done = True
         outage = time.monotonic() - stopped
         # The bridge that lived through the outage must abort and start over by itself, then deliver again.
-        aborted = _within(60, lambda: "transaction aborted" in bridge.run_log(), "the bridge to abort", interval=0.5)
+        aborted = held_within(
+            60, lambda: "transaction aborted" in bridge.run_log(), "the bridge to abort", interval=0.5
+        )
         redelivered = aborted and grows_in_this_run("the bridge that started over", 60)
         outage_log = bridge.run_log()
         survived = bridge.starts == outage_run
@@ -129,7 +126,7 @@ def test_sigkills_and_broker_outage_deliver_each_change_once_to_read_committed_c
             seen = {dict(r.headers)["event_id"].decode() for r in read_topic(kafka_bootstrap, topic, committed=True)}
             return {event_id for event_id, _, _ in changes} <= seen
 
-        caught_up = _within(90, delivered_all, "every change committed on the topic", interval=2.0)
+        caught_up = held_within(90, delivered_all, "every change committed on the topic", interval=2.0)
         bridge.signal(15)
         exit_code = bridge.wait(timeout=60)
     finally:

@@ -21,20 +21,12 @@ from tests.fault.changes import TABLE, ChangeWriter, assert_stream_holds_the_wri
 from tests.fault.conftest import FIGURES
 from tests.fault.delivery import check_delivery
 from tests.kafka_topic import read_topic
-from tests.polling import TimedOut, wait_for
+from tests.polling import held_within, wait_for
 
 CHANGES = 3000
 KEYS = 250
 KILLS = 5
 OUTAGE_S = 12.0
-
-
-def _within(timeout: float, condition, what: str, interval: float) -> bool:
-    """Whether `condition` held within `timeout` s (`wait_for`): the caller asserts it once the figures are in."""
-    try:
-        return bool(wait_for(condition, timeout, what, interval=interval))
-    except TimedOut:
-        return False
 
 
 def test_sigkills_and_broker_outage_lose_nothing_and_keep_per_key_order(
@@ -84,7 +76,7 @@ def test_sigkills_and_broker_outage_lose_nothing_and_keep_per_key_order(
         outage_done = True
         outage = time.monotonic() - stopped
         # The bridge that lived through the outage must resume by itself, without a restart.
-        resumed = _within(60, lambda: "resuming" in bridge.log.read_text(), "the bridge to resume", interval=0.5)
+        resumed = held_within(60, lambda: "resuming" in bridge.log.read_text(), "the bridge to resume", interval=0.5)
         time.sleep(rng.uniform(1.0, 4.0))
         bridge.kill()  # one more kill after the broker came back
         bridge.start()
@@ -96,7 +88,7 @@ def test_sigkills_and_broker_outage_lose_nothing_and_keep_per_key_order(
             seen = {dict(r.headers)["event_id"].decode() for r in read_topic(kafka_bootstrap, topic)}
             return {event_id for event_id, _, _ in changes} <= seen
 
-        caught_up = _within(90, delivered_all, "every change on the topic", interval=2.0)
+        caught_up = held_within(90, delivered_all, "every change on the topic", interval=2.0)
         bridge.signal(15)
         exit_code = bridge.wait(timeout=60)
     finally:

@@ -32,7 +32,7 @@ from confluent_kafka.serialization import MessageField, SerializationContext
 from bridge.codec import decode_value
 from bridge.commands.demo import create_phones
 from bridge.normalize import DynamoSet
-from tests.bridge_process import run_bridge, write_config
+from tests.bridge_process import kafka_config, run_bridge
 from tests.polling import wait_for
 from tests.tables import create_stream_table
 
@@ -118,23 +118,15 @@ def run(tmp_path, dynamodb, moto_endpoint, kafka_bootstrap, registry) -> Run:
     )
     dynamodb.delete_item(TableName="Gadgets", Key={"pk": {"S": "g2"}})
     topic = f"cw-{uuid.uuid4().hex[:8]}.{{table}}"
-    config = {
-        "source": {"endpoint_url": moto_endpoint, "region": "us-east-1", "poll_interval_ms": 50},
-        "tables": [{"name": "Phones"}, {"name": "Gadgets", "schema": str(GADGET_SCHEMA)}],
-        "sinks": [
-            {
-                "type": "kafka",
-                "bootstrap_servers": kafka_bootstrap,
-                "topic": topic,
-                "create_topics": True,
-                "partitions": 3,
-            }
-        ],
-        "checkpoint": {"path": str(tmp_path / "checkpoints.json")},
-        "encoding": {"wire_format": "confluent"},
-        "schema_registry": {"url": registry.url},
-    }
-    path = write_config(tmp_path / "bridge.yaml", config)
+    path = kafka_config(
+        tmp_path / "bridge.yaml",
+        moto_endpoint,
+        kafka_bootstrap,
+        topic,
+        [{"name": "Phones"}, {"name": "Gadgets", "schema": str(GADGET_SCHEMA)}],
+        encoding={"wire_format": "confluent"},
+        schema_registry={"url": registry.url},
+    )
     return Run(topic.format(table="Phones"), topic.format(table="Gadgets"), path)
 
 

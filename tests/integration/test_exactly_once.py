@@ -13,7 +13,7 @@ import uuid
 import pytest
 
 from bridge.commands.demo import create_phones
-from tests.bridge_process import run_bridge, write_config
+from tests.bridge_process import kafka_config, run_bridge
 from tests.kafka_topic import read_topic
 from tests.polling import wait_for
 
@@ -26,23 +26,16 @@ def exactly_once(tmp_path, moto_endpoint, kafka_bootstrap):
     suffix = uuid.uuid4().hex[:8]
     work = tmp_path / "work"
     work.mkdir()
-    config = {
-        "source": {"endpoint_url": moto_endpoint, "region": "us-east-1", "poll_interval_ms": 50},
-        "tables": [{"name": "Phones"}],
-        "sinks": [
-            {
-                "type": "kafka",
-                "bootstrap_servers": kafka_bootstrap,
-                "topic": f"eos-{suffix}.{{table}}",
-                "create_topics": True,
-                "partitions": 3,
-            }
-        ],
-        "checkpoint": {"store": "kafka", "topic": f"eos-{suffix}-checkpoints", "interval_s": 0.3},
-        "delivery": "exactly_once",
-        "shutdown_timeout_s": 20,
-    }
-    path = write_config(tmp_path / "bridge.yaml", config)
+    path = kafka_config(
+        tmp_path / "bridge.yaml",
+        moto_endpoint,
+        kafka_bootstrap,
+        f"eos-{suffix}.{{table}}",
+        [{"name": "Phones"}],
+        checkpoint={"store": "kafka", "topic": f"eos-{suffix}-checkpoints", "interval_s": 0.3},
+        delivery="exactly_once",
+        shutdown_timeout_s=20,
+    )
     return path, f"eos-{suffix}.Phones", f"eos-{suffix}-checkpoints", work
 
 

@@ -15,7 +15,7 @@ from bridge.codec import decode_value
 from bridge.codec.registry import SchemaRegistry
 from bridge.commands.demo import create_phones
 from bridge.config import SchemaRegistryConfig
-from tests.bridge_process import run_bridge, write_config
+from tests.bridge_process import kafka_config, run_bridge
 from tests.kafka_topic import read_topic
 
 PHONES_CHANGES = 6
@@ -23,14 +23,16 @@ PHONES_CHANGES = 6
 
 def config(tmp_path, moto_endpoint, kafka_bootstrap, registry, **settings):
     topic = f"reg-{uuid.uuid4().hex[:8]}.{{table}}"
-    data = {
-        "source": {"endpoint_url": moto_endpoint, "region": "us-east-1", "poll_interval_ms": 50},
-        "tables": [{"name": "Phones"}],
-        "sinks": [{"type": "kafka", "bootstrap_servers": kafka_bootstrap, "topic": topic, "create_topics": True}],
-        "checkpoint": {"path": str(tmp_path / "checkpoints.json")},
-        "schema_registry": {"url": registry.url, "timeout_s": 2, **settings},
-    }
-    return write_config(tmp_path / "bridge.yaml", data), topic.format(table="Phones")
+    registry_settings = {"url": registry.url, "timeout_s": 2, **settings}
+    path = kafka_config(
+        tmp_path / "bridge.yaml",
+        moto_endpoint,
+        kafka_bootstrap,
+        topic,
+        [{"name": "Phones"}],
+        schema_registry=registry_settings,
+    )
+    return path, topic.format(table="Phones")
 
 
 def test_refused_credentials_stop_the_start_with_one_line(dynamodb, tmp_path, moto_endpoint, kafka_bootstrap, registry):
