@@ -151,3 +151,29 @@ def test_unwritable_folder_is_a_config_error_at_open(tmp_path):
     sink = _sink(tmp_path, path=str(blocker / "{table}"))
     with pytest.raises(ConfigError, match="cannot create folder"):
         sink.open()
+
+
+@pytest.mark.parametrize("file_format", ["jsonl", "avro"])
+def test_the_kafka_wire_format_does_not_reach_files(tmp_path, file_format):
+    # with a schema registry the codec frames values for Kafka (confluent, registered by the Kafka sink only)
+    config = parse_config(
+        json.dumps(
+            {
+                "tables": [{"name": "Phones"}],
+                "sinks": [{"type": "file", "path": str(tmp_path / "out"), "format": file_format}],
+            }
+        )
+    )
+    sink = FileSink(config.sinks[0].settings, {"Phones": TableEncoding(EnvelopeCodec(wire_format="confluent"))})
+    sink.clock = lambda: NOON
+    sink.open()
+    sink.write([change(1, size=5)])
+    sink.flush(5)
+    sink.close()
+    (written,) = tmp_path.glob("out*")
+    if file_format == "avro":
+        with written.open("rb") as file:
+            (envelope,) = list(fastavro.reader(file))
+        assert envelope["op"] == "c" and envelope["after"]["Size"]["value"] == 5
+    else:
+        assert json.loads(written.read_text())["after"]["Size"] == 5

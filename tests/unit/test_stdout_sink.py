@@ -82,3 +82,15 @@ def test_fields_outside_the_event_are_config_errors(fields):
     text = json.dumps({"tables": [{"name": "T"}], "sinks": [{"type": "stdout", "fields": fields}]})
     with pytest.raises(ConfigError, match=r"sinks\[0\]\.fields: field"):
         parse_config(text)
+
+
+def test_the_kafka_wire_format_does_not_reach_stdout(monkeypatch):
+    # with a schema registry the codec frames values for Kafka (confluent); stdout prints the envelope itself
+    config = parse_config(json.dumps({"tables": [{"name": "Phones"}], "sinks": [{"type": "stdout"}]}))
+    out = io.StringIO()
+    monkeypatch.setattr(sys, "stdout", out)
+    sink = StdoutSink(config.sinks[0].settings, {"Phones": TableEncoding(EnvelopeCodec(wire_format="confluent"))})
+    sink.open()
+    sink.write([change(1, size=5)])
+    sink.flush(5)
+    assert json.loads(out.getvalue())["after"]["Size"] == 5
