@@ -317,7 +317,7 @@ class KafkaCheckpointStore:
 def kafka_store(config: Config, transaction: Transaction | None = None) -> KafkaCheckpointStore:
     """The Kafka store of `config` (`checkpoint.topic` on the first kafka sink's cluster), whichever store the
     config names: `checkpoints --copy-to kafka` fills it from the file."""
-    kafka = next((sink.settings for sink in config.sinks if sink.type == "kafka"), None)
+    kafka = config.kafka
     if kafka is None:
         raise ConfigError("the Kafka checkpoint store lives on the Kafka sink's cluster: the config has no kafka sink")
     return KafkaCheckpointStore(kafka, config.checkpoint.topic, config.checkpoint.writer_id, transaction)

@@ -342,6 +342,12 @@ class Config:
         """The config of table `name`."""
         return next(table for table in self.tables if table.name == name)
 
+    @property
+    def kafka(self) -> Any:
+        """The settings of the first kafka sink (the cluster of dead letters, the Kafka checkpoint store and
+        transactions), None without one."""
+        return next((sink.settings for sink in self.sinks if sink.type == "kafka"), None)
+
 
 class _Context:
     def __init__(self, file: str, lines: dict[str, int]) -> None:

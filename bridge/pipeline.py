@@ -79,8 +79,7 @@ class Pipeline:
         snapshots, the dead-letter destinations (again after an aborted transaction)."""
         config = self.config
         if config.delivery == "exactly_once":  # fence the previous writer before its checkpoint is read
-            kafka = next(sink.settings for sink in config.sinks if sink.type == "kafka")
-            self.transaction = KafkaTransaction(kafka, config.checkpoint.writer_id, config.shutdown_timeout_s)
+            self.transaction = KafkaTransaction(config.kafka, config.checkpoint.writer_id, config.shutdown_timeout_s)
             self._retrying(self.transaction.open, "Kafka transactions")
         store = store_for(config, self.transaction)
         self.tracker = self._retrying(lambda: CheckpointTracker(store), "the checkpoint store")

@@ -234,7 +234,7 @@ class DeadLetters:
 
 def build_dead_letters(config: Any) -> DeadLetters:
     """The destinations of a `Config`: `dlq` tables write to `dead_letter_path`, else to `<topic>.dlq` on Kafka."""
-    kafka = next((sink.settings for sink in config.sinks if sink.type == "kafka"), None)
+    kafka = config.kafka
     destinations: dict[str, Any] = {}
     files: dict[str, FileDeadLetters] = {}
     kafka_topics: dict[str, str] = {}

@@ -68,7 +68,7 @@ def registry_command(config_file: str, table_name: str | None, out: TextIO, *, c
     config = load_config(config_file)
     if not config.schema_registry.url:
         raise ConfigError(f"{config_file}: schema_registry.url is not set: there is no registry to talk to")
-    kafka = next((sink.settings for sink in config.sinks if sink.type == "kafka"), None)
+    kafka = config.kafka
     if kafka is None:
         raise ConfigError(f"{config_file}: value subjects are named after Kafka topics, and there is no kafka sink")
     tables = [_table(config, table_name, config_file)] if table_name else list(config.tables)
