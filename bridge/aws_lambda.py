@@ -276,6 +276,11 @@ def check_lambda_config(config: Config, file: str) -> None:
             "checkpoint cannot be part of a Kafka transaction; use `at_least_once` (consumers deduplicate by "
             "event_id)"
         )
+    if config.discover.enabled:
+        raise ConfigError(
+            f"{file}: discover: on AWS Lambda the event source mappings choose the streams; list each table under "
+            "`tables` instead"
+        )
     for index, table in enumerate(config.tables):
         if table.dead_letter_path:
             raise ConfigError(

@@ -48,6 +48,9 @@ SESSION_NAME = (r"(?a)[\w+=,.@-]{2,64}", "an STS session name: 2-64 characters o
 EXTERNAL_ID = (r"(?a)[\w+=,.@:/-]{2,1224}", "an STS external id: 2-1224 characters of a-z, A-Z, 0-9 and _+=,.@:/-")
 PROFILE_NAME = (r"[^\s\[\]]+", "an AWS config profile name (no spaces or brackets)")
 DEFAULT_SESSION_NAME = "cdc-bridge"
+TEMPLATE_NAME = "{table}"  # the name of `discover.template`: not a table name, so never taken for one
+# A glob pattern of table names: the table name alphabet and `*`, `?`, `[...]` / `[!...]` classes.
+NAME_PATTERN = re.compile(r"(?:[a-zA-Z0-9_.*?-]|\[!?[a-zA-Z0-9_.-]+\])+")
 DEFAULT_ROLE_DURATION_S = 3600  # what STS gives when asked for no duration
 DAY_S = 86400.0
 
@@ -86,7 +89,10 @@ class SourceConfig:
         "Wait between GetRecords calls on a shard that returned nothing.", at_least=1, at_most=DAY_S * 1000, default=250
     )
     discovery_interval_s: float = doc(
-        "How often shards are listed again to find new ones.", above=0, at_most=DAY_S, default=10.0
+        "How often shards are listed again to find new ones, and (with `discover`) tables are found again.",
+        above=0,
+        at_most=DAY_S,
+        default=10.0,
     )
     max_workers: int = doc("Shards read at the same time (threads).", at_least=1, default=8)
     profile: str | None = doc(
@@ -192,6 +198,42 @@ class TableConfig:
         "and in the Kafka key.",
         default=(),
     )
+
+
+@dataclass(frozen=True)
+class TableTemplate(TableConfig):
+    """The settings of every table `discover` finds: any key of a `tables` entry but `name`."""
+
+    name: str = doc("Not given: each table found keeps its own name.", default=TEMPLATE_NAME)
+
+    def for_table(self, name: str) -> TableConfig:
+        """The config of the found table `name`."""
+        settings = {f.name: getattr(self, f.name) for f in dataclasses.fields(TableConfig)}
+        return TableConfig(**{**settings, "name": name})
+
+
+@dataclass(frozen=True)
+class DiscoverConfig:
+    """Tables found by name pattern and/or tag (ListTables, ListTagsOfResource), besides `tables`."""
+
+    include: tuple[str, ...] = doc(
+        "Glob patterns (`*`, `?`, `[abc]`, `[!abc]`) of table names to replicate; unset: every table name.",
+        default=(),
+    )
+    exclude: tuple[str, ...] = doc("Glob patterns of table names never replicated (wins over `include`).", default=())
+    tags: dict[str, str] = doc(
+        "Tags a table must all have, with these values (`{cdc: enabled}`); unset: tags are not read.",
+        default_factory=dict,
+    )
+    template: TableTemplate = doc(
+        "Per-table settings of the tables found (an entry of `tables` with the same name wins).",
+        default=TableTemplate(),
+    )
+
+    @property
+    def enabled(self) -> bool:
+        """The section was given: at least one pattern or tag."""
+        return bool(self.include or self.exclude or self.tags)
 
 
 @dataclass(frozen=True)
@@ -315,13 +357,14 @@ class SinkSpec:
     settings: Any
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Config:
     """The whole bridge configuration."""
 
-    tables: tuple[TableConfig, ...] = doc("Tables to replicate.")
+    tables: tuple[TableConfig, ...] = doc("Tables to replicate (with `discover`, besides those found).", default=())
     sinks: tuple[SinkSpec, ...] = doc("Where every change goes (each table's changes go to every sink).")
     source: SourceConfig = doc("Stream reading.", default=SourceConfig())
+    discover: DiscoverConfig = doc("Tables found by name pattern or tag.", default=DiscoverConfig())
     encoding: EncodingConfig = doc("Encoding.", default=EncodingConfig())
     schema_registry: SchemaRegistryConfig = doc(
         "Schema registry for the Confluent wire format.", default=SchemaRegistryConfig()
@@ -337,6 +380,11 @@ class Config:
         "consumers see every change once. Needs `checkpoint.store: kafka` and one Kafka sink as the only sink.",
         default="at_least_once",
     )
+
+    def with_found(self, names: typing.Iterable[str]) -> Config:
+        """This config with the tables `discover` found (`names`) added, each with the template's settings."""
+        found = tuple(self.discover.template.for_table(name) for name in names)
+        return dataclasses.replace(self, tables=self.tables + found)
 
     def table(self, name: str) -> TableConfig:
         """The config of table `name`."""
@@ -545,6 +593,8 @@ def describe_type(tp: Any, rules: typing.Mapping[str, Any] | None = None) -> str
         if typing.get_origin(item) is Literal:
             return "a list of " + ", ".join(repr(a) for a in typing.get_args(item))
         return {str: "a list of strings"}.get(item, "a list")
+    if origin is dict:
+        return "a mapping of strings to strings"
     if dataclasses.is_dataclass(tp):
         return "a mapping"
     if tp is Secret:
@@ -587,6 +637,14 @@ def _convert(tp: Any, value: Any, path: str, ctx: _Context, rules: typing.Mappin
             raise ctx.error(path, f"expected a list, got {type(value).__name__}")
         (item,) = [a for a in typing.get_args(tp) if a is not Ellipsis]
         return tuple(_convert(item, v, _join(path, i), ctx, rules) for i, v in enumerate(value))
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ctx.error(path, f"expected {describe_type(tp)}, got {type(value).__name__}")
+        key_type, value_type = typing.get_args(tp)
+        return {
+            _convert(key_type, k, path, ctx): _convert(value_type, v, _join(path, str(k)), ctx)
+            for k, v in value.items()
+        }
     if tp is SinkSpec:
         return _sink(value, path, ctx)
     if dataclasses.is_dataclass(tp):
@@ -655,9 +713,18 @@ def build(cls: type, data: Any, path: str, ctx: _Context) -> Any:
     return cls(**values)
 
 
+def table_entries(config: Config) -> list[tuple[str, TableConfig]]:
+    """Each table setting of `config` with its field path: the `tables` entries, then `discover.template`."""
+    entries = [(_join("tables", index), table) for index, table in enumerate(config.tables)]
+    if config.discover.enabled:
+        entries.append(("discover.template", config.discover.template))
+    return entries
+
+
 def _check(config: Config, ctx: _Context) -> None:
-    if not config.tables:
-        raise ctx.error("tables", "expected at least one table")
+    _check_discover(config.discover, ctx)
+    if not config.tables and not config.discover.enabled:
+        raise ctx.error("tables", "expected at least one table (or a `discover:` section that finds them)")
     if not config.sinks:
         raise ctx.error("sinks", "expected at least one sink")
     if config.source.role_arn is None:
@@ -673,13 +740,14 @@ def _check(config: Config, ctx: _Context) -> None:
         if table.name in seen:
             raise ctx.error(_join(_join("tables", index), "name"), f"table {table.name!r} is listed twice")
         seen.add(table.name)
+    entries = table_entries(config)
+    for path, table in entries:
         if not table.include_ops:
-            raise ctx.error(_join(_join("tables", index), "include_ops"), "expected at least one of c, u, d")
-    modes = {table.snapshot == "initial_only" for table in config.tables}
-    if len(modes) > 1:
-        index = next(i for i, table in enumerate(config.tables) if table.snapshot == "initial_only")
+            raise ctx.error(_join(path, "include_ops"), "expected at least one of c, u, d")
+    if len({table.snapshot == "initial_only" for _, table in entries}) > 1:
+        path = next(path for path, table in entries if table.snapshot == "initial_only")
         raise ctx.error(
-            _join(_join("tables", index), "snapshot"),
+            _join(path, "snapshot"),
             "`initial_only` ends the run once its snapshot is done, which would stop the other tables' streams "
             "too: give every table `initial_only`, or run the snapshot-only tables with a config of their own",
         )
@@ -696,13 +764,38 @@ def _check(config: Config, ctx: _Context) -> None:
         for name, problem in load_sink(sink.type).check_config(sink.settings, names):
             raise ctx.error(_join(path, name), problem)
         if getattr(sink.settings, "tombstones", False):
-            for table_index, table in enumerate(config.tables):
+            for table_path, table in entries:
                 if table.key != "primary":
+                    what = "the tables found" if table_path == "discover.template" else repr(table.name)
                     raise ctx.error(
-                        _join(_join("tables", table_index), "key"),
+                        _join(table_path, "key"),
                         f"`tombstones: true` on {path} needs `key: primary` (a tombstone deletes every record "
-                        f"with its key, and a partition key alone may stand for several items of {table.name!r})",
+                        f"with its key, and a partition key alone may stand for several items of {what})",
                     )
+
+
+def _check_discover(discover: DiscoverConfig, ctx: _Context) -> None:
+    """Patterns that can match a table name, tags DynamoDB can hold, a template without a name."""
+    if not discover.enabled:
+        if discover != DiscoverConfig():
+            raise ctx.error("discover", "give `include`, `exclude` or `tags`: without them no table is found")
+        return
+    for key in ("include", "exclude"):
+        for index, pattern in enumerate(getattr(discover, key)):
+            if not NAME_PATTERN.fullmatch(pattern):
+                raise ctx.error(
+                    _join(f"discover.{key}", index),
+                    f"{pattern!r} is not a pattern of table names: expected characters of table names "
+                    "(a-z, A-Z, 0-9, '_', '.', '-') with `*`, `?` and classes such as `[abc]` or `[!abc]`",
+                )
+    for key, value in discover.tags.items():
+        if not 1 <= len(key) <= 128 or len(value) > 256:
+            raise ctx.error(
+                _join("discover.tags", key),
+                "a DynamoDB tag has a key of 1-128 characters and a value of at most 256",
+            )
+    if discover.template.name != TEMPLATE_NAME:
+        raise ctx.error("discover.template.name", "a template has no name: each table found keeps its own")
 
 
 def _check_registry(config: Config, ctx: _Context) -> None:
@@ -749,10 +842,10 @@ def _check_delivery(config: Config, ctx: _Context) -> None:
             "`delivery: exactly_once` needs exactly one sink, of type kafka: a Kafka transaction cannot take "
             "back what another sink (or another cluster) was given when it aborts",
         )
-    for index, table in enumerate(config.tables):
+    for path, table in table_entries(config):
         if table.on_poison == "dlq" and table.dead_letter_path:
             raise ctx.error(
-                _join(_join("tables", index), "dead_letter_path"),
+                _join(path, "dead_letter_path"),
                 "with `delivery: exactly_once` dead letters go to `<topic>.dlq` in the same transaction as the "
                 "records; a file cannot take back a letter of an aborted transaction (remove dead_letter_path)",
             )

@@ -75,13 +75,16 @@ def _install_signal_handlers(pipeline) -> None:
 def _run(args: argparse.Namespace) -> None:
     from bridge.config import load_config
     from bridge.pipeline import Pipeline
+    from bridge.source.catalog import TableCatalog
 
     config = load_config(args.config)
+    names = {table.name for table in config.tables}
+    discover = TableCatalog(config.discover, None, names) if config.discover.enabled else None
     for name in args.snapshot:
-        if name not in {table.name for table in config.tables}:
+        if name not in names and not (discover and discover.matches(name)):
+            patterns = " or one `discover` finds" if discover else ""
             raise ConfigError(
-                f"--snapshot {name}: no such table in {args.config} (tables: "
-                f"{', '.join(table.name for table in config.tables)})"
+                f"--snapshot {name}: no such table in {args.config} (tables: {', '.join(sorted(names))}{patterns})"
             )
     pipeline = Pipeline(config, snapshot=args.snapshot)
     _install_signal_handlers(pipeline)

@@ -7,6 +7,7 @@ Here the iterator age is the age of the oldest record after the checkpoint (0 wh
 far behind a bridge started now would begin; the headroom is 24 h minus that age. To learn it, status makes
 at most a few `GetRecords` calls (`Limit=1`) per unfinished shard; it never writes anything. Then each
 table's snapshot, as the checkpoint holds it: in progress (a run resumes it where each segment is) or done.
+With `discover`, the tables it finds now are listed first and reported like the tables named in `tables`.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from bridge.commands.checkpoints import format_table
 from bridge.config import Config
 from bridge.ops.lag import RETENTION_S, creation_time, format_duration
 from bridge.source.aws_errors import ResourceGone, classify, error_code
+from bridge.source.catalog import TableCatalog
 from bridge.source.discovery import describe_table, list_shards, table_of_stream
 
 PROBE_CALLS = 4  # an open shard may answer empty pages before its first record
@@ -183,10 +185,13 @@ def render_snapshots(snapshots: list[dict]) -> str:
     )
 
 
-def render_json(shards: list[ShardStatus], snapshots: list[dict] | None = None) -> str:
+def render_json(shards: list[ShardStatus], snapshots: list[dict] | None = None, found: list[str] | None = None) -> str:
     """`{"shards": [{table, stream_arn, shard_id, checkpoint, finished, state, iterator_age_s, headroom_s}],
-    "snapshots": [{table, state, reason, started, items, segments, segments_done}]}`."""
+    "snapshots": [{table, state, reason, started, items, segments, segments_done}]}`, and with `discover`
+    `"discovered": [table, ...]`."""
     document = {"shards": [asdict(shard) for shard in shards], "snapshots": snapshots or []}
+    if found is not None:
+        document["discovered"] = found
     return json.dumps(document, indent=1)
 
 
@@ -196,8 +201,13 @@ def run_status(config: Config, fmt: str = "text") -> str:
 
     dynamodb, streams = aws_clients(config)
     checkpoints, stored_snapshots = store_for(config).read()
-    shards = table_status(config, dynamodb, streams, checkpoints)  # AWS failures: one-line BridgeErrors
+    found = None
+    if config.discover.enabled:  # AWS failures: one-line BridgeErrors, as below
+        found = TableCatalog(config.discover, dynamodb, [table.name for table in config.tables]).find()
+        config = config.with_found(found)
+    shards = table_status(config, dynamodb, streams, checkpoints)
     snapshots = snapshot_status(config, stored_snapshots)
     if fmt == "json":
-        return render_json(shards, snapshots)
-    return "\n".join(filter(None, [render_text(shards), render_snapshots(snapshots)]))
+        return render_json(shards, snapshots, found)
+    listing = None if found is None else f"discover found {len(found)} table(s): {', '.join(found) or 'none'}"
+    return "\n".join(filter(None, [listing, render_text(shards), render_snapshots(snapshots)]))

@@ -14,6 +14,7 @@ from kafka.errors import KafkaError
 from bridge.codec.avro import table_codec
 from bridge.config import Config, load_config
 from bridge.errors import BridgeError, ConfigError
+from bridge.source.catalog import TableCatalog
 from bridge.source.discovery import describe_table
 
 
@@ -55,6 +56,14 @@ def _check_dynamodb(config: Config) -> tuple[list[str], list[str]]:
     except BridgeError as error:
         return [], [f"source: {error} ({where})"]
     report, problems = [f"AWS identity: account {identity.account}, arn {identity.arn}"], []
+    if config.discover.enabled:
+        explicit = [table.name for table in config.tables]
+        try:
+            found = TableCatalog(config.discover, dynamodb, explicit).find()
+        except BridgeError as error:
+            return report, [f"discover: {error} ({where})"]
+        report.append(f"discover: {len(found)} table(s) found: {', '.join(found) or 'none'}")
+        config = config.with_found(found)
     for index, table in enumerate(config.tables):
         try:
             info = describe_table(dynamodb, table.name)

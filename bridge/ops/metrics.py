@@ -94,6 +94,11 @@ SNAPSHOT_SEGMENTS = Gauge(
     ["table"],
     registry=REGISTRY,
 )
+TABLES_FOUND = Gauge(
+    "cdc_bridge_discovered_tables",
+    "Tables that `discover` found (name patterns, tags, a stream) and the run replicates.",
+    registry=REGISTRY,
+)
 TRANSACTIONS = Counter(
     "cdc_bridge_transactions",
     "Kafka transactions ended (delivery: exactly_once), by outcome: committed or aborted.",
@@ -228,6 +233,11 @@ def snapshots() -> dict[str, tuple[int, int, int | None]]:
     """Items read, segments remaining and the table's item count of each table's snapshot of this run."""
     with _lock:
         return dict(_snapshots)
+
+
+def tables_found(count: int) -> None:
+    """The run replicates `count` tables found by `discover`."""
+    TABLES_FOUND.set(count)
 
 
 def poison_record(table: str, policy: str) -> None:

@@ -40,7 +40,9 @@ class TableDeleted(Exception):
     """`DescribeTable` answered `ResourceNotFoundException`."""
 
 
-def _table_description(dynamodb, name: str, classify_error) -> dict:
+def table_description(dynamodb, name: str, classify_error) -> dict:
+    """The `Table` object of `DescribeTable`; failures as `classify_error` (`classify` or `classify_at_start`)
+    makes them, `ResourceGone` for a table that does not exist, `MalformedAnswer` for an answer without it."""
     try:
         answer = dynamodb.describe_table(TableName=name)
     except (ClientError, BotoCoreError) as error:
@@ -58,7 +60,7 @@ def describe_table(dynamodb, name: str) -> TableInfo:
     DynamoDB is throttling, failing (5xx) or answers something that is not a table description.
     """
     try:
-        table = _table_description(dynamodb, name, classify_at_start)
+        table = table_description(dynamodb, name, classify_at_start)
     except ResourceGone:
         raise ConfigError(f"table {name!r} does not exist at {dynamodb.meta.endpoint_url}") from None
     stream_arn = table.get("LatestStreamArn")
@@ -92,7 +94,7 @@ def describe_table(dynamodb, name: str) -> TableInfo:
 def current_stream_arn(dynamodb, name: str) -> str | None:
     """The ARN of the table's enabled stream, None when its stream is disabled; raises `TableDeleted`."""
     try:
-        table = _table_description(dynamodb, name, classify)
+        table = table_description(dynamodb, name, classify)
     except ResourceGone:
         raise TableDeleted(name) from None
     specification = table.get("StreamSpecification") or {}

@@ -29,10 +29,13 @@ class TableStream:
         info: TableInfo,
         checkpoints: dict[ShardKey, ShardCheckpoint],
         snapshot_started_ms: int | None = None,
+        found: bool = False,
     ) -> None:
         """`config` is the table's `TableConfig` (`name`, `start_position`, `on_trimmed`,
         `snapshot_handoff_margin_ms`); `snapshot_started_ms` is when the table's snapshot began, given when the
-        checkpoint holds no stream position of the table (see `superseded_for`)."""
+        checkpoint holds no stream position of the table (see `superseded_for`); `found`: the table was found by
+        `discover`, which stops reading it once it is deleted (a deleted table named in `tables` is an error)."""
+        self.found = found
         self.snapshot_started_ms = snapshot_started_ms
         self.margin_ms: int = config.snapshot_handoff_margin_ms
         self.name: str = config.name
@@ -47,6 +50,7 @@ class TableStream:
         self.lost: set[str] = set()  # shards that answered ResourceNotFoundException
         self.resnapshot = False  # records were lost and the table takes a new snapshot (`on_trimmed: resnapshot`)
         self.deleted = False
+        self.deleted_logged = False
         self.wanted = 0  # listings requested (on shard end) ...
         self.seen = 0  # ... and the last one a completed listing covers
         self.failures = 0
@@ -144,6 +148,10 @@ class TableStream:
             log.info("stream %s of table %s is drained", self.info.stream_arn, self.name)
             self.follow(self.later.pop(0))
             self.first_start = False  # a later stream continues the earlier one: it is read from its start
+        elif self.deleted and self.found:
+            if not self.deleted_logged:
+                log.info("table %s was deleted; every change its stream still held was delivered", self.name)
+            self.deleted_logged = True
         elif self.deleted:
             raise FatalError(
                 f"table {self.name} was deleted; every change its stream {self.info.stream_arn} still held "
