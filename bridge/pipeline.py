@@ -24,7 +24,7 @@ from bridge.backoff import full_jitter
 from bridge.checkpoint import CheckpointTracker
 from bridge.checkpoint_kafka import store_for
 from bridge.config import Config
-from bridge.errors import FatalError, PoisonRecordError, RejectedEvent, RetriableError
+from bridge.errors import ConfigError, FatalError, PoisonRecordError, RejectedEvent, RetriableError
 from bridge.normalize import ChangeEvent
 from bridge.ops import metrics
 from bridge.poison import DeadLetter, DeadLetters, build_dead_letters
@@ -33,20 +33,23 @@ from bridge.sinks import Sink, load_sink
 from bridge.sinks.transaction import KafkaTransaction, TransactionAborted
 from bridge.snapshots import Snapshots, plan
 from bridge.source import ShardBatch, StreamSource
+from bridge.source.catalog import TableCatalog
 from bridge.source.clients import aws_clients
 from bridge.source.scan import TableScan
+from bridge.table_set import TableSet
 
 log = logging.getLogger(__name__)
 MAX_UNFLUSHED_EVENTS = 20_000  # events written since the last flush before reading pauses for one
 FLUSH_ATTEMPT_S = 10.0  # longest single flush attempt before it is logged and retried
 QUIET_REFRESH_MS = 60_000  # how often a shard without records has its "nothing more" time stored
+TABLES_CHECK_S = 0.25  # how often the loop asks whether the tables `discover` finds changed
 
 
 class Pipeline:
     """One bridge run over all configured tables.
 
     `source` replaces the stream reader (anything with `StreamSource`'s methods: `start`, `get`,
-    `shard_done`, `caught_up`, `readiness`, `watermark`, `resnapshots`, `stop`); `sinks` replace the
+    `shard_done`, `caught_up`, `readiness`, `watermark`, `wake_at`, `resnapshots`, `stop`); `sinks` replace the
     configured sinks; `clock` is what the stream reader schedules its calls by. `snapshot` names tables to take a
     new snapshot of (`run --snapshot`); `scans(table, snapshot)` replaces the snapshot's `TableScan`.
     """
@@ -72,11 +75,17 @@ class Pipeline:
         self.stop_requested = threading.Event()
         self.stop_deadline = float("inf")
         self.transaction: KafkaTransaction | None = None  # delivery: exactly_once
+        self.table_set: TableSet | None = None  # once the tables were first found
+        self.tables_changed = False  # the run ended to start again with the tables found now
         self._build()
 
     def _build(self) -> None:
         """Everything a run starts from the checkpoint: the transaction, the tracker, the stream source, the
         snapshots, the dead-letter destinations (again after an aborted transaction)."""
+        if self.table_set is None:
+            if self.config.discover.enabled and self.dynamodb is None:
+                self.dynamodb, self.streams = aws_clients(self.config)
+            self.table_set = self._find_tables()
         config = self.config
         if config.delivery == "exactly_once":  # fence the previous writer before its checkpoint is read
             self.transaction = KafkaTransaction(config.kafka, config.checkpoint.writer_id, config.shutdown_timeout_s)
@@ -104,6 +113,7 @@ class Pipeline:
                 max_workers=config.source.max_workers,
                 clock=self.clock,
                 snapshot_starts={name: start.snapshot_started_ms for name, start in starts.items()},
+                found=self.table_set.found,
             )
         self.source = source
         self.snapshots = Snapshots(config, self.tracker, self.scans or self._scan)
@@ -112,6 +122,22 @@ class Pipeline:
         self.sinks: list[Sink] | None = None  # once every sink is open
         self.routes: dict[str, TableRoute] = {}  # table -> its route, once the tables are described
         self.unflushed = 0
+
+    def _find_tables(self) -> TableSet:
+        """The tables of the run: `tables`, and those `discover` finds (retried while DynamoDB is throttling)."""
+        catalog = None
+        if self.config.discover.enabled:
+            explicit = [table.name for table in self.config.tables]
+            catalog = TableCatalog(self.config.discover, self.dynamodb, explicit)
+        table_set = TableSet(self.config, catalog)
+        self.config = self._retrying(table_set.start, "table discovery")
+        names = {table.name for table in self.config.tables}
+        for name in sorted(self.requested - names):
+            table_set.close()
+            raise ConfigError(
+                f"--snapshot {name}: `discover` did not find table {name} (found: {', '.join(sorted(names))})"
+            )
+        return table_set
 
     def _retrying(self, step: Callable, what: str):
         """`step()`, retried with backoff while it raises `RetriableError` (a broker away at start-up)."""
@@ -158,14 +184,27 @@ class Pipeline:
             while True:
                 try:
                     self._run(until_caught_up)
-                    return
                 except TransactionAborted as error:
                     attempt += 1
                     self._start_over(error, attempt)
+                    continue
+                if not self.tables_changed or self.stop_requested.is_set():
+                    return
+                self._change_tables()
         finally:
+            self.table_set.close()
             self.tracker.close()  # the checkpoint file is free for the next run
             if self.transaction is not None:
                 self.transaction.close()
+
+    def _change_tables(self) -> None:
+        """After a run that ended with everything committed because the tables found changed: start again."""
+        self.tables_changed = False
+        self.tracker.close()
+        if self.transaction is not None:
+            self.transaction.close()
+        self.config = self.table_set.apply()
+        self._build()
 
     def _start_over(self, error: TransactionAborted, attempt: int) -> None:
         """After an aborted transaction: read the checkpoint again and rebuild the run from it."""
@@ -257,6 +296,7 @@ class Pipeline:
     def _loop(self, routes: dict[str, TableRoute], sinks: list[Sink], until_caught_up: bool) -> None:
         interval = self.config.checkpoint.interval_s
         next_commit = time.monotonic() + interval
+        next_tables_check = time.monotonic() + TABLES_CHECK_S
         while not self.stop_requested.is_set():
             # While a snapshot runs, its pages wait on the stream's watermark, which moves without a batch too.
             batch = self.source.get(timeout=0.05 if self.snapshots.all_done() else 0.005)
@@ -266,6 +306,12 @@ class Pipeline:
             if time.monotonic() >= next_commit or self.unflushed >= MAX_UNFLUSHED_EVENTS:
                 self._commit(sinks)
                 next_commit = time.monotonic() + interval
+            if time.monotonic() >= next_tables_check:
+                next_tables_check = time.monotonic() + TABLES_CHECK_S
+                if self.table_set.due(self.source.watermark):
+                    log.info("the tables found by discover changed: committing, then starting again with them")
+                    self.tables_changed = True
+                    return
             if self.only_snapshots and self.snapshots.all_done():
                 log.info("every snapshot is done (snapshot: initial_only); stopping")
                 return
@@ -287,7 +333,7 @@ class Pipeline:
         """Take the snapshots the stream asks for, and write the Scan pages the stream was read past."""
         for name in self.source.resnapshots():
             self.snapshots.request(name, "trimmed")
-        for snapshot, page in self.snapshots.ready(self.source.watermark):
+        for snapshot, page in self.snapshots.ready(self.source.watermark, self.source.wake_at):
             route = routes[snapshot.table]
             ids = self.snapshots.event_ids(snapshot, page)
             arn = self.snapshots.stream_arn(snapshot.table)

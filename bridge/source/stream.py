@@ -2,21 +2,24 @@
 
 One dispatcher thread lists shards and schedules calls; a bounded pool of workers makes them, at most one
 call per shard at a time and at most 5 per second per shard, so records of a shard stay in order. A shard
-that returned records is read again at once, an empty one after the poll interval, a throttled one after
-an exponential backoff with full jitter; none of them holds a worker while it waits. Batches go into a
-bounded queue that the pipeline drains: when it is full, workers wait (backpressure). A shard's children
-are scheduled only after the pipeline reports the parent done (`shard_done`), so every parent record is
-handed on before any child record. When a table gets a new stream, the old one is read to its end first.
+that returned records is read again at once, an empty one after the poll interval (or just after the moment
+a snapshot's held page waits for, if sooner: `wake_at`), a throttled one after an exponential backoff with
+full jitter; none of them holds a worker while it waits. Batches go into a bounded queue that the pipeline
+drains: when it is full, workers wait (backpressure). A shard's children are scheduled only after the
+pipeline reports the parent done (`shard_done`), so every parent record is handed on before any child
+record. When a table gets a new stream, the old one is read to its end first.
 
-Threads and the lock. `self.lock` (a Condition) guards the schedule and the read state: `heap`, `shards`,
-each `_Shard`'s `busy`/`dead`, and every `TableStream` with its `ShardTree`. The dispatcher holds it while
-it starts ready shards, pops due calls and waits for the next one (`notify` wakes it early); it lists
-shards (`DescribeStream`) and re-describes tables without it, then applies the listing under it. A worker
-makes its call without it - a shard is `busy` from the moment its call is queued until the worker has
-handed the batch on and rescheduled it under the lock, so no two calls of one shard overlap and its
-batches are queued in order. `ShardReader`s are touched only by the one worker calling their shard. The
-pipeline thread takes the lock in `get`, `shard_done`, `caught_up`, `readiness` and `watermark`. Errors of
-any thread go into `batches` and are raised by `get` in the pipeline thread.
+Threads and the lock. `self.lock` (a Condition) guards the schedule and the read state: `heap`, `wakes`,
+`shards`, each `_Shard`'s `busy`/`dead`/`due`, and every `TableStream` with its `ShardTree`. A shard waiting
+for its next call has one live entry in `heap`, the one whose time is its `due`; an entry left behind when
+`wake_at` brought the call forward is skipped. The dispatcher holds the lock while it starts ready shards,
+pops due calls and waits for the next one (`notify` wakes it early); it lists shards (`DescribeStream`) and
+re-describes tables without it, then applies the listing under it. A worker makes its call without it - a
+shard is `busy` from the moment its call is queued until the worker has handed the batch on and rescheduled
+it under the lock, so no two calls of one shard overlap and its batches are queued in order. `ShardReader`s
+are touched only by the one worker calling their shard. The pipeline thread takes the lock in `get`,
+`shard_done`, `caught_up`, `readiness`, `watermark` and `wake_at`. Errors of any thread go into `batches`
+and are raised by `get` in the pipeline thread.
 
 Watermarks (for a snapshot's handoff, bridge/source/snapshot.py). Each shard knows how far the pipeline has
 taken it, in this host's wall-clock ms: the creation time of the last record of a batch `get` handed on, or
@@ -50,6 +53,7 @@ from bridge.source.table_stream import TableStream
 
 log = logging.getLogger(__name__)
 MIN_CALL_INTERVAL = 0.2  # AWS allows 5 GetRecords calls per second per shard
+WAKE_AFTER = 0.002  # s after a held page's deadline that the call woken for it starts (it counts from its start)
 BACKOFF_BASE, BACKOFF_CAP = 0.1, 20.0
 
 
@@ -80,6 +84,7 @@ class _Shard:
     dead: bool = False
     failures: int = 0
     last_call: float = float("-inf")
+    due: float = math.inf  # when its next call is scheduled (`clock`); inf while its call is queued or made
     queued: int = 0  # batches of the shard put but not taken by `get` yet
     handed_ms: float = -math.inf  # the shard's watermark: how far the pipeline has taken it (epoch ms)
     tip_ms: float = -math.inf  # a call that found nothing more, started then; counts once `queued` is 0
@@ -104,7 +109,9 @@ class StreamSource:
         clock: Callable[[], float] = time.monotonic,  # what calls, polls, backoffs and listings are scheduled by
         wall_clock: Callable[[], float] = time.time,  # what watermarks are measured in (epoch seconds)
         snapshot_starts: dict[str, int | None] | None = None,  # by table: see `TableStream.snapshot_started_ms`
+        found: Sequence[str] = (),  # tables found by `discover`: see `TableStream`
     ) -> None:
+        self.found = frozenset(found)
         self.table_configs = tables
         self.dynamodb = dynamodb
         self.streams_client = streams
@@ -123,6 +130,7 @@ class StreamSource:
         ]
         self.lock = threading.Condition()
         self.heap: list = []
+        self.wakes: dict[str, tuple[float, float]] = {}  # by table: the latest `wake_at` (epoch ms, `clock` s)
         self.counter = itertools.count()
         self.shards: dict[ShardKey, _Shard] = {}
         self.tables: list[TableStream] = []
@@ -140,7 +148,9 @@ class StreamSource:
         infos = []
         for config in self.table_configs:
             info = self._describe(config.name, cancel)
-            self.tables.append(TableStream(config, info, self.ledger.acked, self.snapshot_starts.get(config.name)))
+            started = self.snapshot_starts.get(config.name)
+            found = config.name in self.found
+            self.tables.append(TableStream(config, info, self.ledger.acked, started, found))
             infos.append(info)
             log.info("table %s: stream %s, key %s", info.name, info.stream_arn, ", ".join(info.key_names))
         for worker in self.workers:
@@ -211,6 +221,23 @@ class StreamSource:
                 lowest = min(lowest, shard.handed_ms)
             return lowest
 
+    def wake_at(self, table: str, epoch_ms: float) -> None:
+        """A snapshot holds a page of `table` until its watermark passes `epoch_ms`: each caught-up shard of the
+        table makes its first call after that moment just after it, not up to a poll interval later (never
+        sooner than `MIN_CALL_INTERVAL` after its last call; a throttled shard keeps its backoff). That costs
+        at most one call per shard and deadline; a deadline not after the latest one asked changes nothing."""
+        with self.lock:
+            latest = self.wakes.get(table)
+            if latest is not None and epoch_ms <= latest[0]:
+                return
+            due = self.clock() + epoch_ms / 1000 - self.wall_clock() + WAKE_AFTER
+            self.wakes[table] = (epoch_ms, due)
+            for shard in self.shards.values():
+                if shard.stream.name != table or shard.busy or shard.dead or shard.failures:
+                    continue
+                if shard.reader.caught_up and due < shard.due:
+                    self._due(shard, max(due, shard.last_call + MIN_CALL_INTERVAL))
+
     def shard_done(self, batch: ShardBatch) -> None:
         """The pipeline handed on the last batch of a shard: let its children start (after a new listing)."""
         with self.lock:
@@ -278,9 +305,10 @@ class StreamSource:
                     self._start_ready_shards()
                     now = self.clock()
                     while self.heap and self.heap[0][0] <= now:
-                        _, _, shard = heapq.heappop(self.heap)
-                        if not shard.dead:
+                        due, _, shard = heapq.heappop(self.heap)
+                        if not shard.dead and due == shard.due:  # not an entry left behind by `wake_at`
                             shard.busy = True
+                            shard.due = math.inf
                             self.work.put(shard)
                     wait = self.heap[0][0] - now if self.heap else self.poll_interval
                     self.lock.wait(timeout=min(max(wait, 0.0), self.poll_interval))
@@ -368,9 +396,20 @@ class StreamSource:
                 self._schedule(shard, 0.0)
 
     def _schedule(self, shard: _Shard, delay: float) -> None:
-        due = max(self.clock() + delay, shard.last_call + MIN_CALL_INTERVAL)
+        self._due(shard, max(self.clock() + delay, shard.last_call + MIN_CALL_INTERVAL))
+
+    def _due(self, shard: _Shard, due: float) -> None:
+        shard.due = due
         heapq.heappush(self.heap, (due, next(self.counter), shard))
         self.lock.notify()
+
+    def _idle_delay(self, shard: _Shard, started: float) -> float:
+        """Seconds until the next call of a shard whose call, started at `started`, found nothing more: the poll
+        interval, or less when the deadline of its table's `wake_at` comes sooner and after `started`."""
+        wake = self.wakes.get(shard.stream.name)
+        if wake is not None and started < wake[1]:
+            return min(self.poll_interval, wake[1] - self.clock())
+        return self.poll_interval
 
     # -- worker threads ----------------------------------------------------------------------------
 
@@ -386,7 +425,7 @@ class StreamSource:
                 return
 
     def _fetch(self, shard: _Shard) -> None:
-        called_ms = self.wall_clock() * 1000
+        started, called_ms = self.clock(), self.wall_clock() * 1000
         try:
             records, ended = shard.reader.fetch(self.records_per_call)
         except (RetriableError, ResourceGone) as error:
@@ -428,7 +467,7 @@ class StreamSource:
             if ended:
                 self.shards.pop((shard.table.stream_arn, shard.reader.shard_id), None)
             else:
-                self._schedule(shard, self.poll_interval if shard.reader.caught_up else 0.0)
+                self._schedule(shard, self._idle_delay(shard, started) if shard.reader.caught_up else 0.0)
 
     def _retry_later(self, shard: _Shard, error: RetriableError | ResourceGone) -> None:
         metrics.get_records_failed(shard.table.name, error)
