@@ -7,29 +7,22 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import subprocess
-import sys
 import threading
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
 
 import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.bridge_process import run_bridge, write_config
+from tests.bridge_process import Bridge, run_bridge, write_config
 from tests.kafka_topic import read_topic
-from tests.polling import TimedOut, wait_for
 from tests.services import free_port
 from tests.tables import create_stream_table
 
 DAY = 24 * 3600.0
-T = TypeVar("T")
 
 
 def create_orders(dynamodb, name: str = "Orders") -> None:
@@ -53,53 +46,6 @@ def make_config(tmp_path: Path, moto_endpoint: str, tables: list[str], sinks: li
         "metrics": {"host": "127.0.0.1", **metrics},
     }
     return write_config(tmp_path / "bridge.yaml", data)
-
-
-class Bridge:
-    """`cdc-bridge run` in the background; stderr collected for assertions."""
-
-    def __init__(self, config: Path, *extra: str, stderr=None) -> None:
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "bridge", *extra, "run", "--config", str(config)],
-            stdout=subprocess.DEVNULL,
-            stderr=stderr if stderr is not None else subprocess.PIPE,
-            text=True,
-        )
-        self.lines: list[str] = []
-        if stderr is None:
-            self.reader = threading.Thread(target=self._read, daemon=True)
-            self.reader.start()
-
-    def _read(self) -> None:
-        for line in self.process.stderr:
-            self.lines.append(line)
-
-    def stop(self) -> int:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-        code = self.process.wait(timeout=60)
-        if hasattr(self, "reader"):
-            self.reader.join(timeout=5)
-        return code
-
-    @property
-    def stderr(self) -> str:
-        return "".join(self.lines)
-
-    def expect(self, condition: Callable[[], T], what: str, timeout: float = 90) -> T:
-        """`condition`'s value once it holds (`wait_for`, every 0.2 s); fails at once if the bridge exits before,
-        and after `timeout` s, both times with the bridge's stderr."""
-
-        def while_running() -> T:
-            result = condition()
-            if not result and self.process.poll() is not None:
-                pytest.fail(f"bridge exited with {self.process.returncode} before {what}:\n{self.stderr}")
-            return result
-
-        try:
-            return wait_for(while_running, timeout, what, interval=0.2)
-        except TimedOut as error:
-            raise AssertionError(f"{error}; bridge stderr:\n{self.stderr}") from None
 
 
 def http_get(port: int, path: str) -> tuple[int, str]:
