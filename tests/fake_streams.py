@@ -491,11 +491,20 @@ class FakeStreamsClient:
 
 
 class FakeDynamoDBClient:
-    """The `dynamodb` client: `describe_table`, `scan`; `meta.events` takes botocore event handlers."""
+    """The `dynamodb` client: `describe_table`, `list_tables` (one page), `scan`; `meta.events` takes botocore
+    event handlers."""
 
     def __init__(self, aws: FakeAWS) -> None:
         self.aws = aws
         self.meta = SimpleNamespace(endpoint_url="https://dynamodb.fake", region_name=REGION, events=_Events())
+
+    def list_tables(self, **args):
+        aws = self.aws
+        with aws.lock:
+            aws._check_fault("ListTables", None, args)
+            aws.calls.append(Call("ListTables", aws.clock(), args=args))
+            names = sorted(aws.tables)
+        return aws._answer("ListTables", None, {"TableNames": names})
 
     def describe_table(self, TableName: str):
         aws = self.aws
@@ -511,6 +520,7 @@ class FakeDynamoDBClient:
                 )
             description = {
                 "TableName": TableName,
+                "TableArn": f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{TableName}",
                 "TableStatus": "ACTIVE",
                 "KeySchema": [
                     {"AttributeName": name, "KeyType": "HASH" if i == 0 else "RANGE"}

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 
 import pytest
 
 from bridge.checkpoint import CheckpointStore
+from bridge.config import DiscoverConfig, TableTemplate
 from bridge.errors import ConfigError, FatalError
 from tests.polling import wait_for
 from tests.stream_harness import (
@@ -151,6 +153,34 @@ def test_deleted_table_is_a_clear_error_once_its_stream_is_drained(tmp_path, cha
             aws.delete_table("T")
         error = bridge.ended()
     assert isinstance(error, FatalError) and "table T was deleted" in str(error)
+    assert_exactly_once_in_order(sink.events, changes.written)
+
+
+def test_a_deleted_table_found_by_discover_is_read_to_its_end_and_removed_while_the_others_go_on(
+    tmp_path, changes, caplog
+):
+    aws = changes.aws
+    aws.create_table("T")
+    aws.create_table("U")
+    (shard,) = aws.open_shards("T")
+    changes.many("T", 10)
+    changes.many("U", 5)
+    config = make_config(tmp_path / "cp.json", [{"name": "U"}])
+    template = TableTemplate(snapshot="never")
+    config = dataclasses.replace(config, discover=DiscoverConfig(include=("T",), template=template))
+    sink = MemorySink()
+    caplog.set_level(logging.INFO)
+    with BridgeThread(aws, config, sink) as bridge:
+        wait_for(lambda: sink.count() == 15, 20, "the first records")
+        with aws.lock:
+            aws.fail_next("GetRecords", "LimitExceededException", times=2, shard_id=shard)
+            changes.many("T", 10)
+            aws.delete_table("T")
+        wait_for(lambda: "table T removed" in caplog.text, 20, "the deleted table to be removed")
+        changes.many("U", 5)
+        wait_for(bridge.delivered(sink, 30), 20, "the other table's records after the removal")
+    assert bridge.error is None
+    assert "table T was deleted; every change its stream still held was delivered" in caplog.text
     assert_exactly_once_in_order(sink.events, changes.written)
 
 
