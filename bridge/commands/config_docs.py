@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from bridge.config import MAX_DEPTH, MAX_NODES, Config, SinkSpec, describe_type
+from bridge.config import MAX_DEPTH, MAX_NODES, Config, SinkSpec, TableTemplate, describe_type
 from bridge.sinks import builtin_sink_names, load_sink
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -53,6 +53,10 @@ def sections() -> Iterator[Section]:
         elif dataclasses.is_dataclass(tp):
             plural = typing.get_origin(hints[spec.name]) is tuple
             yield Section(spec.name + ("[]" if plural else ""), tp, spec.name)
+            inner = typing.get_type_hints(tp)
+            for field in dataclasses.fields(tp):  # a section inside a section: `discover.template`
+                if dataclasses.is_dataclass(inner[field.name]):
+                    yield Section(f"{spec.name}.{field.name}", inner[field.name], f"{spec.name}.{field.name}")
 
 
 def _item_type(tp: Any) -> Any:
@@ -78,7 +82,7 @@ def yaml_value(value: Any) -> str:
     """`value` as a one-line YAML scalar or flow list."""
     if isinstance(value, tuple):
         value = list(value)
-    if not isinstance(value, str | int | float | bool | list | type(None)):
+    if not isinstance(value, str | int | float | bool | list | dict | type(None)):
         value = str(value)
     return yaml.safe_dump(value, default_flow_style=True, width=10_000).removesuffix("\n...\n").strip()
 
@@ -105,6 +109,9 @@ def render_docs() -> str:
     for section in sections():
         out += ["", f"## {section.path}", ""]
         doc = (section.cls.__doc__ or "").strip().splitlines()[0]
+        if section.cls is TableTemplate:  # the keys of `tables[]`, documented there
+            out += [doc + " Their defaults are those of `tables[]` above."]
+            continue
         out += [doc, "", "| key | type | default | description |", "|---|---|---|---|"]
         hints = typing.get_type_hints(section.cls)
         for spec in dataclasses.fields(section.cls):
