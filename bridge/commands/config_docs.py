@@ -144,6 +144,9 @@ def _fields(cls: type, prefix: str, indent: str, first: str = "") -> list[str]:
     hints = typing.get_type_hints(cls)
     for spec in dataclasses.fields(cls):
         if _is_section(hints[spec.name]):
+            if dataclasses.is_dataclass(hints[spec.name]):  # a section inside: its defaults, see its own section
+                out += [*_comment(spec.metadata.get("doc", ""), indent), f"{first or indent}{spec.name}: {{}}"]
+                first = ""
             continue
         default = _default(spec)
         key = f"{prefix}.{spec.name}" if prefix else spec.name
