@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from bridge import aws_lambda
 from bridge.aws_lambda import check_lambda_config
 from bridge.config import parse_config
 from bridge.errors import ConfigError
@@ -35,3 +36,20 @@ def test_each_broken_rule_is_a_config_error_naming_the_field(text, expected):
     with pytest.raises(ConfigError) as error:
         check_lambda_config(parse_config(text), "f.yaml")
     assert str(error.value).startswith(expected)
+
+
+def test_discover_is_refused_at_cold_start_naming_discover(tmp_path, monkeypatch):
+    path = tmp_path / "cdc-bridge.yaml"
+    path.write_text(f"discover: {{include: [orders-*]}}\nsinks: [{KAFKA}]\n")
+    monkeypatch.setenv(aws_lambda.CONFIG_ENV, str(path))
+    aws_lambda.reset()
+    try:
+        with pytest.raises(ConfigError) as error:
+            aws_lambda.handler({"Records": []}, None)
+        assert str(error.value).startswith(f"{path}: discover: on AWS Lambda the event source mappings choose")
+        path.unlink()
+        with pytest.raises(ConfigError) as again:  # warm: the same refusal, the file not read again
+            aws_lambda.handler({"Records": []}, None)
+        assert str(again.value) == str(error.value)
+    finally:
+        aws_lambda.reset()
