@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import difflib
+import fnmatch
 import math
 import operator
 import os
@@ -753,7 +754,7 @@ def _check(config: Config, ctx: _Context) -> None:
         )
     _check_delivery(config, ctx)
     _check_registry(config, ctx)
-    names = tuple(table.name for table in config.tables)
+    names = tuple(table.name for table in config.tables) + names_found(config.discover)
     for index, sink in enumerate(config.sinks):
         path = _join("sinks", index)
         topic = getattr(sink.settings, "topic", None)
@@ -772,6 +773,36 @@ def _check(config: Config, ctx: _Context) -> None:
                         f"`tombstones: true` on {path} needs `key: primary` (a tombstone deletes every record "
                         f"with its key, and a partition key alone may stand for several items of {what})",
                     )
+
+
+def names_found(discover: DiscoverConfig) -> tuple[str, ...]:
+    """Names of tables `discover` may find, for checks that depend on table names (topic and path templates):
+    a pattern without wildcards names one table; any other gives two names it matches (several tables)."""
+    if not discover.enabled:
+        return ()
+    names: list[str] = []
+    for pattern in discover.include or ("*",):
+        fillers = ("a", "b") if any(char in pattern for char in "*?[") else ("",)
+        names += [_matching_name(pattern, filler) for filler in fillers]
+    return tuple(dict.fromkeys(names))
+
+
+def _matching_name(pattern: str, filler: str) -> str:
+    """A table name `pattern` (checked by `NAME_PATTERN`) matches: `filler` for `*` and `?`, a member of each class."""
+    name, index = [], 0
+    while index < len(pattern):
+        char = pattern[index]
+        if char == "[":
+            end = pattern.index("]", index)
+            members = (
+                c for c in "abcdefghijklmnopqrstuvwxyz0123456789_.-" if fnmatch.fnmatchcase(c, pattern[index : end + 1])
+            )
+            name.append(next(members, filler))
+            index = end + 1
+            continue
+        name.append(filler if char in "*?" else char)
+        index += 1
+    return "".join(name)
 
 
 def _check_discover(discover: DiscoverConfig, ctx: _Context) -> None:

@@ -78,6 +78,7 @@ class TableSet:
         for name in sorted(self.drained):
             log.info("table %s removed: every change until it was no longer found was delivered", name)
             del self.leaving[name]
+            metrics.table_removed(name)
         self.found = sorted((set(self.found) | latest) - self.drained)
         self.drained = set()
         return self._config()

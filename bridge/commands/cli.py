@@ -99,7 +99,7 @@ def _run(args: argparse.Namespace) -> None:
     sys.setswitchinterval(SWITCH_INTERVAL_S)
     from bridge.ops.observer import Observer
 
-    with Observer(config, pipeline):
+    with Observer(pipeline.config, pipeline):  # with the tables `discover` found
         pipeline.run(until_caught_up=args.until_caught_up)
 
 

@@ -12,7 +12,7 @@ from kafka import KafkaAdminClient
 from kafka.errors import KafkaError
 
 from bridge.codec.avro import table_codec
-from bridge.config import Config, load_config
+from bridge.config import Config, load_config, table_entries
 from bridge.errors import BridgeError, ConfigError
 from bridge.source.catalog import TableCatalog
 from bridge.source.discovery import describe_table
@@ -34,15 +34,16 @@ def validate(path: str, connect: bool = False) -> list[str]:
 
 
 def _schema_problems(config: Config) -> list[str]:
-    """Schema files named by tables (`tables[i].schema`) that cannot be read or do not make an Avro envelope."""
+    """Schema files named by tables (`tables[i].schema`, `discover.template.schema`) that cannot be read or do not
+    make an Avro envelope."""
     problems = []
-    for index, table in enumerate(config.tables):
+    for path, table in table_entries(config):
         if getattr(table, "schema", None) is None:
             continue
         try:
             table_codec(config, table)
         except ConfigError as error:
-            problems.append(f"tables[{index}].schema: {error}")
+            problems.append(f"{path}.schema: {error}")
     return problems
 
 

@@ -85,6 +85,12 @@ class LagTracker:
         with self.lock:
             self.shards.setdefault((stream_arn, shard_id), _ShardState(table))
 
+    def forget(self, table: str) -> None:
+        """The bridge no longer reads `table` (`discover` no longer finds it): its shards are not reported."""
+        with self.lock:
+            self.shards = {key: state for key, state in self.shards.items() if state.table != table}
+            self.finished_counts.pop(table, None)
+
     def read(
         self, table: str, stream_arn: str, shard_id: str, records: list[dict], now: float | None = None
     ) -> ShardLag:

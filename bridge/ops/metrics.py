@@ -240,6 +240,11 @@ def tables_found(count: int) -> None:
     TABLES_FOUND.set(count)
 
 
+def table_removed(table: str) -> None:
+    """`discover` no longer finds `table` and its stream is no longer read: no lag or headroom of it any more."""
+    LAG.forget(table)
+
+
 def poison_record(table: str, policy: str) -> None:
     """A poison record was routed by the table's `on_poison` policy (fail, dlq or skip)."""
     POISON.labels(table, policy).inc()

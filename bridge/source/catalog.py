@@ -84,6 +84,7 @@ class TableCatalog:
     def _list_tables(self) -> list[str]:
         names: list[str] = []
         args: dict = {}
+        seen: set[str] = set()
         for _ in range(MAX_PAGES):
             answer = self._call("listing tables", self.dynamodb.list_tables, **args)
             page = answer.get("TableNames") if type(answer) is dict else None
@@ -93,8 +94,9 @@ class TableCatalog:
             last = answer.get("LastEvaluatedTableName")
             if last is None:
                 return sorted(set(names))
-            if type(last) is not str or last == args.get("ExclusiveStartTableName"):
+            if type(last) is not str or last in seen:
                 raise MalformedAnswer(f"listing tables: ListTables paging does not move on ({last!r})")
+            seen.add(last)
             args["ExclusiveStartTableName"] = last
         raise MalformedAnswer(f"listing tables: ListTables paging did not end after {MAX_PAGES} pages")
 
@@ -129,7 +131,7 @@ class TableCatalog:
                 self.sleep(wait)
             self.last_tag_call = self.clock()
             answer = self._call(f"listing the tags of table {name}", self.dynamodb.list_tags_of_resource, **args)
-            page = answer.get("Tags", []) if type(answer) is dict else None
+            page = answer.get("Tags", []) if type(answer) is dict else None  # AWS leaves out empty lists
             if type(page) is not list or not all(
                 type(tag) is dict and type(tag.get("Key")) is str and type(tag.get("Value")) is str for tag in page
             ):

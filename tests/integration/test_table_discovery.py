@@ -44,13 +44,21 @@ def _keys(kafka_bootstrap: str, topic: str) -> list[str]:
     return sorted(value["after"]["pk"] for value in _values(kafka_bootstrap, topic))
 
 
-def _gauge(port: int) -> float | None:
+def _samples(port: int, name: str) -> list:
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as answer:
         text = answer.read().decode()
-    for family in text_string_to_metric_families(text):
-        if family.name == "cdc_bridge_discovered_tables":
-            return family.samples[0].value
-    return None
+    return [
+        sample for family in text_string_to_metric_families(text) if family.name == name for sample in family.samples
+    ]
+
+
+def _gauge(port: int) -> float | None:
+    (sample,) = _samples(port, "cdc_bridge_discovered_tables")
+    return sample.value
+
+
+def _lag_tables(port: int) -> set[str]:
+    return {sample.labels["table"] for sample in _samples(port, "cdc_bridge_iterator_age_seconds")}
 
 
 def test_tables_tagged_while_running_are_replicated_and_a_removed_tag_stops_reads_after_draining(
@@ -97,6 +105,7 @@ def test_tables_tagged_while_running_are_replicated_and_a_removed_tag_stops_read
         _put(dynamodb, "orders-b", "b3")
         bridge.expect(lambda: "b3" in _keys(kafka_bootstrap, topic_b), "orders-b's change after the removal")
         assert _gauge(port) == 1
+        assert _lag_tables(port) == {"orders-b"}  # no iterator age of a table no longer read
     finally:
         code = bridge.stop()
 

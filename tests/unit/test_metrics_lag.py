@@ -120,3 +120,18 @@ def test_worst_lag_and_durations_read_well():
     assert worst(tracker.snapshot(T0 + 100)) == (100.0, RETENTION_S - 100)
     assert worst([]) == (None, None)
     assert [format_duration(s) for s in (None, 4.25, 750, 86000)] == ["-", "4.2 s", "12.5 min", "23.9 h"]
+
+
+def test_a_table_forgotten_is_no_longer_reported_nor_warned_about(caplog):
+    tracker = LagTracker(warning_s=3600)
+    other = ARN.replace("Orders", "Carts")
+    tracker.read("Orders", ARN, "shard-1", [record(1, T0)], now=T0 + 10)
+    tracker.read("Carts", other, "shard-9", [record(1, T0)], now=T0 + 10)
+
+    tracker.forget("Orders")
+
+    assert [(lag.table, lag.shard_id) for lag in tracker.snapshot(T0 + 20)] == [("Carts", "shard-9")]
+    assert tracker.counts() == {"Carts": (1, 0)}
+    with caplog.at_level(logging.WARNING):
+        tracker.check_retention(now=T0 + RETENTION_S)  # both would be near their trim by now
+    assert "Orders" not in caplog.text and "Carts" in caplog.text
