@@ -9,6 +9,7 @@ import json
 import urllib.request
 import uuid
 
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from bridge.codec.avro import decode_value
@@ -37,7 +38,7 @@ def _put(dynamodb, table: str, *keys: str) -> None:
 
 
 def _values(kafka_bootstrap: str, topic: str) -> list[dict]:
-    return [decode_value(record.value) for record in read_topic(kafka_bootstrap, topic)]
+    return [decode_value(record.value) for record in read_topic(kafka_bootstrap, topic, committed=True)]
 
 
 def _keys(kafka_bootstrap: str, topic: str) -> list[str]:
@@ -61,10 +62,13 @@ def _lag_tables(port: int) -> set[str]:
     return {sample.labels["table"] for sample in _samples(port, "cdc_bridge_iterator_age_seconds")}
 
 
+@pytest.mark.parametrize("delivery", ["at_least_once", "exactly_once"])
 def test_tables_tagged_while_running_are_replicated_and_a_removed_tag_stops_reads_after_draining(
-    dynamodb, moto_endpoint, kafka_bootstrap, tmp_path
+    dynamodb, moto_endpoint, kafka_bootstrap, tmp_path, delivery
 ):
-    topics = f"found-{uuid.uuid4().hex[:8]}.{{table}}"
+    run_id = uuid.uuid4().hex[:8]
+    topics = f"found-{run_id}.{{table}}"
+    store = {"store": "kafka", "topic": f"found-{run_id}-checkpoints"} if delivery == "exactly_once" else {}
     create_stream_table(dynamodb, "orders-a")
     _tag(dynamodb, "orders-a")
     _put(dynamodb, "orders-a", "a1", "a2", "a3")
@@ -77,9 +81,10 @@ def test_tables_tagged_while_running_are_replicated_and_a_removed_tag_stops_read
         kafka_bootstrap,
         topics,
         [],
-        checkpoint={"interval_s": 0.2},
+        checkpoint={"interval_s": 0.2, **store},
         source=source,
         discover=discover,
+        delivery=delivery,
         metrics={"host": "127.0.0.1", "port": port},
     )
     topic_a, topic_b, topic_c = (topics.format(table=name) for name in ("orders-a", "orders-b", "orders-c"))
