@@ -94,6 +94,7 @@ class Snapshots:
         self.wall_clock = wall_clock
         self.running: dict[str, Snapshot] = {}
         self.infos: dict[str, TableInfo] = {}
+        self.woken: dict[str, float] = {}  # by table: the latest deadline passed to `ready`'s `wake`
 
     def open(self, infos: list[TableInfo]) -> None:
         """Start the snapshots the checkpoint holds unfinished (after `plan`, once the tables are described)."""
@@ -128,8 +129,13 @@ class Snapshots:
         checkpoint, estimate = snapshot.checkpoint, self._estimate(snapshot.table)
         metrics.snapshot_progress(snapshot.table, checkpoint.items, snapshot.segments_left, estimate)
 
-    def ready(self, watermark: Callable[[str], float]) -> Iterator[tuple[Snapshot, ScanPage]]:
-        """Pages that may be written now, with their snapshot; scans start once their stream is positioned."""
+    def ready(
+        self, watermark: Callable[[str], float], wake: Callable[[str, float], None]
+    ) -> Iterator[tuple[Snapshot, ScanPage]]:
+        """Pages that may be written now, with their snapshot; scans start once their stream is positioned.
+
+        `watermark(table)` is how far the table's stream was read (epoch ms); `wake(table, epoch_ms)` is told,
+        once each, the moment the oldest page still held waits for (`StreamSource.watermark`, `wake_at`)."""
         for name, snapshot in list(self.running.items()):
             mark = watermark(name)
             if not snapshot.started and snapshot.begin(mark):
@@ -145,6 +151,10 @@ class Snapshots:
                 )
             for page in snapshot.ready(mark):
                 yield snapshot, page
+            deadline = snapshot.deadline_ms()
+            if deadline is not None and deadline != self.woken.get(name):
+                self.woken[name] = deadline
+                wake(name, deadline)
 
     def stream_arn(self, name: str) -> str:
         """The stream of table `name` read during its snapshot (named in its rows' `source`)."""

@@ -101,6 +101,10 @@ class Snapshot:
             pages.append(self.held.popleft())
         return pages
 
+    def deadline_ms(self) -> float | None:
+        """What the stream's watermark must reach for the oldest held page to go (epoch ms); None: none held."""
+        return self.held[0].read_ms + self.margin_ms if self.held else None
+
     def fresh(self, events: list) -> list:
         """The rows of a page minus those whose item changed on the stream during the snapshot."""
         if not self.seen:

@@ -51,6 +51,7 @@ class ScriptedSource:
         self.problems = problems or []
         self.done: list[str] = []
         self.stops = 0
+        self.wakes: list[tuple[str, float]] = []
 
     def start(self, cancel) -> list[TableInfo]:
         return [INFO]
@@ -69,6 +70,9 @@ class ScriptedSource:
 
     def watermark(self, table: str) -> float:
         return float("inf")
+
+    def wake_at(self, table: str, epoch_ms: float) -> None:
+        self.wakes.append((table, epoch_ms))
 
     def resnapshots(self) -> list[str]:
         return []

@@ -129,6 +129,29 @@ def test_no_page_is_written_before_the_stream_was_read_past_it(tmp_path):
     assert len(polls) > 50 and len(sink.events) == 2
 
 
+def test_the_stream_is_asked_once_for_each_moment_the_oldest_held_page_waits_for(tmp_path):
+    pages: list[ScanPage] = []
+    source = Source()
+    cfg = config(tmp_path, snapshot="initial", snapshot_segments=1, snapshot_handoff_margin_ms=500)
+    pipeline = Pipeline(cfg, source=source, sinks=[Keeping()], scans=lambda table, checkpoint: ListScan(pages))
+    began = pipeline.tracker.snapshot("T").started_ms
+    pages += [
+        ScanPage("T", 0, [{"pk": {"S": "a"}}], {"pk": {"S": "a"}}, began + 900, began + 1_000),
+        ScanPage("T", 0, [{"pk": {"S": "b"}}], None, began + 2_900, began + 3_000),
+    ]
+    polls = []
+
+    def watermark(table):  # 20 polls behind both pages, 20 past the first only, then past both
+        polls.append(table)
+        return began if len(polls) <= 20 else began + 2_000 if len(polls) <= 40 else math.inf
+
+    source.watermark = watermark
+    pipeline.run(until_caught_up=True)
+
+    assert len(polls) > 40
+    assert source.wakes == [("T", began + 1_500), ("T", began + 3_500)]  # read_ms + margin of the oldest page
+
+
 def test_the_snapshot_position_is_stored_only_after_every_sink_flushed(tmp_path):
     flushes = []  # (items the stored checkpoint says were written, rows the sink holds) at each flush
 
