@@ -3,11 +3,11 @@
 One dispatcher thread lists shards and schedules calls; a bounded pool of workers makes them, at most one
 call per shard at a time and at most 5 per second per shard, so records of a shard stay in order. A shard
 that returned records is read again at once, an empty one after the poll interval (or just after the moment
-a snapshot's held page waits for, if sooner: `wake_at`), a throttled one after an exponential backoff with
-full jitter; none of them holds a worker while it waits. Batches go into a bounded queue that the pipeline
-drains: when it is full, workers wait (backpressure). A shard's children are scheduled only after the
-pipeline reports the parent done (`shard_done`), so every parent record is handed on before any child
-record. When a table gets a new stream, the old one is read to its end first.
+a snapshot's held page waits for, when that comes first or too soon after: `wake_at`), a throttled one after
+an exponential backoff with full jitter; none of them holds a worker while it waits. Batches go into a
+bounded queue that the pipeline drains: when it is full, workers wait (backpressure). A shard's children
+are scheduled only after the pipeline reports the parent done (`shard_done`), so every parent record is
+handed on before any child record. When a table gets a new stream, the old one is read to its end first.
 
 Threads and the lock. `self.lock` (a Condition) guards the schedule and the read state: `heap`, `wakes`,
 `shards`, each `_Shard`'s `busy`/`dead`/`due`, and every `TableStream` with its `ShardTree`. A shard waiting
@@ -83,7 +83,8 @@ class _Shard:
     busy: bool = False
     dead: bool = False
     failures: int = 0
-    last_call: float = float("-inf")
+    last_call: float = float("-inf")  # when its latest call ended (`clock`)
+    called: float = float("-inf")  # when its latest call started (`clock`)
     due: float = math.inf  # when its next call is scheduled (`clock`); inf while its call is queued or made
     queued: int = 0  # batches of the shard put but not taken by `get` yet
     handed_ms: float = -math.inf  # the shard's watermark: how far the pipeline has taken it (epoch ms)
@@ -223,20 +224,21 @@ class StreamSource:
 
     def wake_at(self, table: str, epoch_ms: float) -> None:
         """A snapshot holds a page of `table` until its watermark passes `epoch_ms`: each caught-up shard of the
-        table makes its first call after that moment just after it, not up to a poll interval later (never
-        sooner than `MIN_CALL_INTERVAL` after its last call; a throttled shard keeps its backoff). That costs
-        at most one call per shard and deadline; a deadline not after the latest one asked changes nothing."""
+        table not called since makes its first call after that moment just after it, not up to a poll interval
+        later. A call due later is brought forward; one due less than `MIN_CALL_INTERVAL` before it is put off
+        until then, as it would keep the call after it waiting. The limit of 5 calls/s per shard holds and a
+        throttled shard keeps its backoff: at most one call per shard and deadline is added, and a deadline not
+        after the latest one asked changes nothing."""
         with self.lock:
             latest = self.wakes.get(table)
             if latest is not None and epoch_ms <= latest[0]:
                 return
-            due = self.clock() + epoch_ms / 1000 - self.wall_clock() + WAKE_AFTER
-            self.wakes[table] = (epoch_ms, due)
+            self.wakes[table] = (epoch_ms, self.clock() + epoch_ms / 1000 - self.wall_clock() + WAKE_AFTER)
             for shard in self.shards.values():
                 if shard.stream.name != table or shard.busy or shard.dead or shard.failures:
                     continue
-                if shard.reader.caught_up and due < shard.due:
-                    self._due(shard, max(due, shard.last_call + MIN_CALL_INTERVAL))
+                if shard.reader.caught_up and (due := self._woken(shard, shard.due)) != shard.due:
+                    self._due(shard, due)
 
     def shard_done(self, batch: ShardBatch) -> None:
         """The pipeline handed on the last batch of a shard: let its children start (after a new listing)."""
@@ -396,20 +398,22 @@ class StreamSource:
                 self._schedule(shard, 0.0)
 
     def _schedule(self, shard: _Shard, delay: float) -> None:
-        self._due(shard, max(self.clock() + delay, shard.last_call + MIN_CALL_INTERVAL))
+        due = max(self.clock() + delay, shard.last_call + MIN_CALL_INTERVAL)
+        self._due(shard, self._woken(shard, due) if shard.reader.caught_up and not shard.failures else due)
 
     def _due(self, shard: _Shard, due: float) -> None:
         shard.due = due
         heapq.heappush(self.heap, (due, next(self.counter), shard))
         self.lock.notify()
 
-    def _idle_delay(self, shard: _Shard, started: float) -> float:
-        """Seconds until the next call of a shard whose call, started at `started`, found nothing more: the poll
-        interval, or less when the deadline of its table's `wake_at` comes sooner and after `started`."""
+    def _woken(self, shard: _Shard, due: float) -> float:
+        """When a caught-up shard's next call, due at `due`, is made: just after the deadline of its table's
+        latest `wake_at` when its latest call started before that deadline and `due` is later than the deadline
+        less `MIN_CALL_INTERVAL` (a call then would keep the one after the deadline waiting); else at `due`."""
         wake = self.wakes.get(shard.stream.name)
-        if wake is not None and started < wake[1]:
-            return min(self.poll_interval, wake[1] - self.clock())
-        return self.poll_interval
+        if wake is None or shard.called >= wake[1] or due <= wake[1] - MIN_CALL_INTERVAL:
+            return due
+        return max(wake[1], shard.last_call + MIN_CALL_INTERVAL)
 
     # -- worker threads ----------------------------------------------------------------------------
 
@@ -425,7 +429,7 @@ class StreamSource:
                 return
 
     def _fetch(self, shard: _Shard) -> None:
-        started, called_ms = self.clock(), self.wall_clock() * 1000
+        shard.called, called_ms = self.clock(), self.wall_clock() * 1000
         try:
             records, ended = shard.reader.fetch(self.records_per_call)
         except (RetriableError, ResourceGone) as error:
@@ -467,7 +471,7 @@ class StreamSource:
             if ended:
                 self.shards.pop((shard.table.stream_arn, shard.reader.shard_id), None)
             else:
-                self._schedule(shard, self._idle_delay(shard, started) if shard.reader.caught_up else 0.0)
+                self._schedule(shard, self.poll_interval if shard.reader.caught_up else 0.0)
 
     def _retry_later(self, shard: _Shard, error: RetriableError | ResourceGone) -> None:
         metrics.get_records_failed(shard.table.name, error)

@@ -96,6 +96,17 @@ def test_a_deadline_after_the_next_poll_is_met_by_the_first_call_after_it(source
     assert after - woken == pytest.approx(0.4, abs=4 * STEP)
 
 
+def test_a_poll_due_just_before_a_deadline_waits_for_it_instead_of_delaying_the_call_after_it(source, clock, aws):
+    reading = source(poll_interval=1.0)
+    (first,) = calls_at(clock, aws, 1)
+
+    reading.wake_at("T", wall_ms(first + 1.1))  # the poll at first + 1 would hold the next call until first + 1.2
+    _, woken, after = calls_at(clock, aws, 3)
+
+    assert first + 1.1 + WAKE_AFTER <= woken <= first + 1.1 + 4 * STEP
+    assert after - woken == pytest.approx(1.0, abs=4 * STEP)
+
+
 def test_a_deadline_asked_again_costs_no_further_call(source, clock, aws):
     reading = source(poll_interval=1.0)
     (first,) = calls_at(clock, aws, 1)
