@@ -102,8 +102,14 @@ class Snapshot:
         return pages
 
     def deadline_ms(self) -> float | None:
-        """What the stream's watermark must reach for the oldest held page to go (epoch ms); None: none held."""
-        return self.held[0].read_ms + self.margin_ms if self.held else None
+        """What the stream's watermark should reach next (epoch ms; None: no page held): past the oldest held
+        page, and past the held pages whose Scan request was under way while that one was read. Those come in
+        a few ms apart (one per segment); one read of the stream past all of them lets them go together, where
+        asking for the oldest alone would keep the rest waiting for the next call the shards may make."""
+        if not self.held:
+            return None
+        oldest = self.held[0].read_ms
+        return max(page.read_ms for page in self.held if page.started_ms <= oldest) + self.margin_ms
 
     def fresh(self, events: list) -> list:
         """The rows of a page minus those whose item changed on the stream during the snapshot."""

@@ -74,6 +74,22 @@ def test_a_page_waits_until_the_stream_was_read_a_margin_past_the_moment_it_was_
     assert handoff.ready(watermark_ms=22_000) == [second]
 
 
+def test_the_stream_is_asked_past_the_oldest_page_and_the_pages_requested_before_it_was_read():
+    first = page(0, 20_000, ["a"], {"pk": {"S": "a"}})  # requested at 19_950
+    alongside = page(1, 20_030, ["b"], {"pk": {"S": "b"}})  # requested at 19_980, while the first was read
+    after = page(0, 20_100, ["c"])  # requested at 20_050, once the first was in
+    handoff = snapshot([first, alongside, after], segments=2)
+    handoff.begin(10_000)
+    assert handoff.deadline_ms() is None
+
+    assert handoff.ready(watermark_ms=10_000) == []
+    assert handoff.deadline_ms() == 20_030 + MARGIN
+    assert handoff.ready(watermark_ms=20_030 + MARGIN) == [first, alongside]
+    assert handoff.deadline_ms() == 20_100 + MARGIN
+    assert handoff.ready(watermark_ms=20_100 + MARGIN) == [after]
+    assert handoff.deadline_ms() is None
+
+
 def test_rows_whose_item_changed_on_the_stream_during_the_snapshot_are_dropped_and_counted():
     handoff = snapshot([page(0, 20_000, ["a", "b", "c"])])
     handoff.begin(10_000)
