@@ -73,6 +73,11 @@ def _install_signal_handlers(pipeline) -> None:
 
 
 def _run(args: argparse.Namespace) -> None:
+    # Start-up objects live for the whole run, and each GetRecords page brings ~10^5 short-lived containers that
+    # form no cycles: fewer collections cut the CPU per record by ~18% (bench/README.md, "Garbage collection").
+    # Set before the imports and the AWS clients, which would otherwise run a young collection every few
+    # hundred objects they make, nearly all of which live for the whole run.
+    gc.set_threshold(100_000, 50, 100)
     from bridge.config import load_config
     from bridge.pipeline import Pipeline
     from bridge.source.catalog import TableCatalog
@@ -88,10 +93,7 @@ def _run(args: argparse.Namespace) -> None:
             )
     pipeline = Pipeline(config, snapshot=args.snapshot)
     _install_signal_handlers(pipeline)
-    # Start-up objects live for the whole run, and each GetRecords page brings ~10^5 short-lived containers that
-    # form no cycles: fewer collections cut the CPU per record by ~18% (bench/README.md, "Garbage collection").
-    gc.freeze()
-    gc.set_threshold(100_000, 50, 100)
+    gc.freeze()  # the start-up objects: never walked again
     # The pipeline thread is CPU-bound; the Scan, GetRecords and Kafka network threads need the GIL for short
     # turns between their I/O. With the default 5 ms switch interval each turn waits up to 5 ms, so pages,
     # watermarks and acknowledgements come late and the pipeline stalls: 1 ms gives the snapshot ~7% more
