@@ -135,7 +135,8 @@ class Snapshots:
         """Pages that may be written now, with their snapshot; scans start once their stream is positioned.
 
         `watermark(table)` is how far the table's stream was read (epoch ms); `wake(table, epoch_ms)` is told,
-        once each, the moment the oldest page still held waits for (`StreamSource.watermark`, `wake_at`)."""
+        once each, how far it should be read next for held pages to go (`StreamSource.watermark`, `wake_at`,
+        `Snapshot.deadline_ms`)."""
         for name, snapshot in list(self.running.items()):
             mark = watermark(name)
             if not snapshot.started and snapshot.begin(mark):
