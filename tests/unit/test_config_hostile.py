@@ -57,7 +57,7 @@ def _cli_errors(tmp_path, content: str | bytes, capsys, log_format: str = "text"
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        (SINKS, "tables: missing required key"),
+        (SINKS, "tables: expected at least one table (or a `discover:` section"),
         (TABLES, "sinks: missing required key"),
         ("", "holds no settings"),
         ("# only a comment\n", "holds no settings"),
@@ -74,7 +74,7 @@ def test_the_bridge_command_without_a_tables_section_exits_2_instead_of_spinning
     config = _write(tmp_path, SINKS)
     for command in ("validate", "run"):
         result = run_bridge(command, "--config", str(config), timeout=60)
-        assert result.returncode == 2 and "tables: missing required key" in result.stderr
+        assert result.returncode == 2 and "tables: expected at least one table (or a `discover:` section" in result.stderr
 
 
 # Case 10: alias bombs, deep nesting, bytes that are not UTF-8, values YAML cannot construct.
