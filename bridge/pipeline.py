@@ -8,7 +8,9 @@ dead-letter destinations and only then store the checkpoint. While a flush fails
 is read: the flush is retried with backoff and the checkpoint stays where it was, so memory stays bounded and
 nothing is lost. Stop (signal, or caught up with `until_caught_up`): stop reading, flush within
 `shutdown_timeout_s`, store the checkpoint, close the sinks; if the flush cannot finish in time, the run
-fails (exit 1) with the checkpoint still before the unacknowledged records.
+fails (exit 1) with the checkpoint still before the unacknowledged records. With `discover`, the set of tables
+may change while the bridge runs (bridge/table_set.py): the run then ends as at a stop - everything written is
+flushed and checkpointed - and starts again from the checkpoint with the new set, in the same process.
 """
 
 from __future__ import annotations
