@@ -74,7 +74,8 @@ def test_the_bridge_command_without_a_tables_section_exits_2_instead_of_spinning
     config = _write(tmp_path, SINKS)
     for command in ("validate", "run"):
         result = run_bridge(command, "--config", str(config), timeout=60)
-        assert result.returncode == 2 and "tables: expected at least one table (or a `discover:` section" in result.stderr
+        assert result.returncode == 2
+        assert "tables: expected at least one table (or a `discover:` section" in result.stderr
 
 
 # Case 10: alias bombs, deep nesting, bytes that are not UTF-8, values YAML cannot construct.
