@@ -79,16 +79,16 @@ def check_delivery(changes: list[tuple[str, str, str]], records: list) -> Delive
     )
 
 
-def topic_records(bootstrap: str, topic: str) -> list:
-    """Every record of `topic` (none while the topic does not exist yet)."""
+def topic_records(bootstrap: str, topic: str, committed: bool = False) -> list:
+    """Every record of `topic` (none while the topic does not exist yet); `committed`: as `read_committed`."""
     from tests.kafka_topic import read_topic
 
     try:
-        return read_topic(bootstrap, topic)
+        return read_topic(bootstrap, topic, committed=committed)
     except ValueError:  # no partitions yet: the bridge has not created the topic
         return []
 
 
-def topic_event_ids(bootstrap: str, topic: str) -> list[str]:
-    """The `event_id` header of every record of `topic`, in partition order."""
-    return [dict(r.headers)["event_id"].decode() for r in topic_records(bootstrap, topic)]
+def topic_event_ids(bootstrap: str, topic: str, committed: bool = False) -> list[str]:
+    """The `event_id` header of every record of `topic`, in partition order (`committed`: see `topic_records`)."""
+    return [_header(r, "event_id") for r in topic_records(bootstrap, topic, committed)]

@@ -21,7 +21,7 @@ import uuid
 from tests.fault.bridge_runner import BridgeRunner, bridge_config
 from tests.fault.changes import TABLE, ChangeWriter, assert_stream_holds_the_writes, create_table, stream_changes
 from tests.fault.conftest import FIGURES
-from tests.fault.delivery import check_delivery
+from tests.fault.delivery import check_delivery, topic_event_ids
 from tests.kafka_topic import read_topic
 from tests.polling import held_within
 
@@ -123,8 +123,7 @@ def test_sigkills_and_broker_outage_deliver_each_change_once_to_read_committed_c
 
         def delivered_all() -> bool:
             bridge.restart_if_exited()
-            seen = {dict(r.headers)["event_id"].decode() for r in read_topic(kafka_bootstrap, topic, committed=True)}
-            return {event_id for event_id, _, _ in changes} <= seen
+            return {event_id for event_id, _, _ in changes} <= set(topic_event_ids(kafka_bootstrap, topic, True))
 
         caught_up = held_within(90, delivered_all, "every change committed on the topic", interval=2.0)
         bridge.signal(15)

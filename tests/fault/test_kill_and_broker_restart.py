@@ -15,11 +15,10 @@ import random
 import time
 import uuid
 
-from tests.bridge_process import write_config
-from tests.fault.bridge_runner import BridgeRunner
+from tests.fault.bridge_runner import BridgeRunner, bridge_config
 from tests.fault.changes import TABLE, ChangeWriter, assert_stream_holds_the_writes, create_table, stream_changes
 from tests.fault.conftest import FIGURES
-from tests.fault.delivery import check_delivery
+from tests.fault.delivery import check_delivery, topic_event_ids
 from tests.kafka_topic import read_topic
 from tests.polling import held_within, wait_for
 
@@ -36,25 +35,8 @@ def test_sigkills_and_broker_outage_lose_nothing_and_keep_per_key_order(
     rng = random.Random(seed)
     create_table(dynamodb)
     topic = f"fault-{uuid.uuid4().hex[:8]}.{{table}}"
-    checkpoint = tmp_path / "checkpoints.json"
-    config = write_config(
-        tmp_path / "bridge.yaml",
-        {
-            "source": {"endpoint_url": moto_endpoint, "region": "us-east-1", "poll_interval_ms": 50},
-            "tables": [{"name": TABLE}],
-            "sinks": [
-                {
-                    "type": "kafka",
-                    "bootstrap_servers": kafka_bootstrap,
-                    "topic": topic,
-                    "create_topics": True,
-                    "partitions": 3,
-                }
-            ],
-            "checkpoint": {"path": str(checkpoint), "interval_s": 0.5},
-            "shutdown_timeout_s": 30,
-        },
-    )
+    checkpoint = tmp_path / "checkpoints.json"  # where bridge_config keeps it
+    config = bridge_config(tmp_path / "bridge.yaml", moto_endpoint, kafka_bootstrap, topic, shutdown_timeout_s=30)
     topic = topic.format(table=TABLE)
     bridge = BridgeRunner(config, tmp_path / "bridge.log")
     writer = ChangeWriter(moto_endpoint, CHANGES, KEYS, duration=55.0, seed=seed)
@@ -85,8 +67,7 @@ def test_sigkills_and_broker_outage_lose_nothing_and_keep_per_key_order(
 
         def delivered_all() -> bool:
             bridge.restart_if_exited()
-            seen = {dict(r.headers)["event_id"].decode() for r in read_topic(kafka_bootstrap, topic)}
-            return {event_id for event_id, _, _ in changes} <= seen
+            return {event_id for event_id, _, _ in changes} <= set(topic_event_ids(kafka_bootstrap, topic))
 
         caught_up = held_within(90, delivered_all, "every change on the topic", interval=2.0)
         bridge.signal(15)

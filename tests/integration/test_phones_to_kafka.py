@@ -11,7 +11,7 @@ import fastavro
 import pytest
 
 from bridge.commands.demo import create_phones
-from tests.bridge_process import run_bridge, write_config
+from tests.bridge_process import kafka_config, run_bridge
 from tests.kafka_topic import read_topic
 
 SCHEMA = fastavro.parse_schema(json.loads(Path("schemas/envelope.avsc").read_text()))
@@ -32,21 +32,8 @@ def _plain(item: dict | None) -> dict | None:
 @pytest.fixture
 def bridge_config(tmp_path, moto_endpoint, kafka_bootstrap):
     topic = f"it-{uuid.uuid4().hex[:8]}.{{table}}"
-    config = {
-        "source": {"endpoint_url": moto_endpoint, "region": "us-east-1", "poll_interval_ms": 50},
-        "tables": [{"name": "Phones"}],
-        "sinks": [
-            {
-                "type": "kafka",
-                "bootstrap_servers": kafka_bootstrap,
-                "topic": topic,
-                "create_topics": True,
-                "partitions": 3,
-            }
-        ],
-        "checkpoint": {"path": str(tmp_path / "checkpoints.json")},
-    }
-    return write_config(tmp_path / "bridge.yaml", config), topic.format(table="Phones")
+    config = kafka_config(tmp_path / "bridge.yaml", moto_endpoint, kafka_bootstrap, topic, [{"name": "Phones"}])
+    return config, topic.format(table="Phones")
 
 
 def test_phones_changes_reach_kafka_as_avro_in_write_order_per_key(dynamodb, bridge_config, kafka_bootstrap):
