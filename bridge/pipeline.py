@@ -85,8 +85,6 @@ class Pipeline:
         """Everything a run starts from the checkpoint: the transaction, the tracker, the stream source, the
         snapshots, the dead-letter destinations (again after an aborted transaction)."""
         if self.table_set is None:
-            if self.config.discover.enabled and self.dynamodb is None:
-                self.dynamodb, self.streams = aws_clients(self.config)
             self.table_set = self._find_tables()
         config = self.config
         if config.delivery == "exactly_once":  # fence the previous writer before its checkpoint is read
@@ -97,8 +95,7 @@ class Pipeline:
         starts = plan(config, self.tracker, self.requested, round(time.time() * 1000))
         source = self.given_source
         if source is None:
-            if self.dynamodb is None or self.streams is None:
-                self.dynamodb, self.streams = aws_clients(config)
+            self._aws()
             tables = [
                 dataclasses.replace(table, start_position=starts[table.name].position)
                 if table.name in starts
@@ -127,10 +124,7 @@ class Pipeline:
 
     def _find_tables(self) -> TableSet:
         """The tables of the run: `tables`, and those `discover` finds (retried while DynamoDB is throttling)."""
-        catalog = None
-        if self.config.discover.enabled:
-            explicit = [table.name for table in self.config.tables]
-            catalog = TableCatalog(self.config.discover, self.dynamodb, explicit)
+        catalog = TableCatalog.of(self.config, self._aws()) if self.config.discover.enabled else None
         table_set = TableSet(self.config, catalog)
         self.config = self._retrying(table_set.start, "table discovery")
         names = {table.name for table in self.config.tables}
@@ -140,6 +134,12 @@ class Pipeline:
                 f"--snapshot {name}: `discover` did not find table {name} (found: {', '.join(sorted(names))})"
             )
         return table_set
+
+    def _aws(self):
+        """The DynamoDB client (and the Streams one beside it), made from the config unless given."""
+        if self.dynamodb is None or self.streams is None:
+            self.dynamodb, self.streams = aws_clients(self.config)
+        return self.dynamodb
 
     def _retrying(self, step: Callable, what: str):
         """`step()`, retried with backoff while it raises `RetriableError` (a broker away at start-up)."""

@@ -84,7 +84,7 @@ def _run(args: argparse.Namespace) -> None:
 
     config = load_config(args.config)
     names = {table.name for table in config.tables}
-    discover = TableCatalog(config.discover, None, names) if config.discover.enabled else None
+    discover = TableCatalog.of(config, None) if config.discover.enabled else None
     for name in args.snapshot:
         if name not in names and not (discover and discover.matches(name)):
             patterns = " or one `discover` finds" if discover else ""

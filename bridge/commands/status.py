@@ -203,7 +203,7 @@ def run_status(config: Config, fmt: str = "text") -> str:
     checkpoints, stored_snapshots = store_for(config).read()
     found = None
     if config.discover.enabled:  # AWS failures: one-line BridgeErrors, as below
-        found = TableCatalog(config.discover, dynamodb, [table.name for table in config.tables]).find()
+        found = TableCatalog.of(config, dynamodb).find()
         config = config.with_found(found)
     shards = table_status(config, dynamodb, streams, checkpoints)
     snapshots = snapshot_status(config, stored_snapshots)

@@ -58,9 +58,8 @@ def _check_dynamodb(config: Config) -> tuple[list[str], list[str]]:
         return [], [f"source: {error} ({where})"]
     report, problems = [f"AWS identity: account {identity.account}, arn {identity.arn}"], []
     if config.discover.enabled:
-        explicit = [table.name for table in config.tables]
         try:
-            found = TableCatalog(config.discover, dynamodb, explicit).find()
+            found = TableCatalog.of(config, dynamodb).find()
         except BridgeError as error:
             return report, [f"discover: {error} ({where})"]
         report.append(f"discover: {len(found)} table(s) found: {', '.join(found) or 'none'}")

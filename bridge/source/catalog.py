@@ -19,9 +19,9 @@ from collections.abc import Callable, Iterable
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from bridge.config import DiscoverConfig
+from bridge.config import Config, DiscoverConfig
 from bridge.source.aws_errors import MalformedAnswer, ResourceGone, classify_at_start
-from bridge.source.discovery import table_description
+from bridge.source.discovery import enabled_stream_arn, table_description
 
 log = logging.getLogger(__name__)
 TAG_CALLS_PER_S = 5.0
@@ -47,6 +47,11 @@ class TableCatalog:
         self.arns: dict[str, str] = {}  # table -> its ARN, for tables seen with a stream
         self.warned: set[str] = set()  # tables without a stream, logged once
         self.last_tag_call = -float("inf")
+
+    @classmethod
+    def of(cls, config: Config, dynamodb) -> TableCatalog:
+        """The catalog of `config`'s `discover` section: it never finds a table named under `tables`."""
+        return cls(config.discover, dynamodb, [table.name for table in config.tables])
 
     def matches(self, name: str) -> bool:
         """`name` matches the patterns (tags aside) and is not a table of `tables:`."""
@@ -106,9 +111,7 @@ class TableCatalog:
         arn = table.get("TableArn")
         if type(arn) is not str or not arn:
             raise MalformedAnswer(f"describing table {name}: the DescribeTable answer has no `TableArn` string")
-        specification = table.get("StreamSpecification")
-        enabled = type(specification) is dict and specification.get("StreamEnabled") is True
-        if not enabled or not table.get("LatestStreamArn"):
+        if enabled_stream_arn(table, name) is None:
             if name not in self.warned:
                 self.warned.add(name)
                 log.warning(

@@ -97,6 +97,12 @@ def current_stream_arn(dynamodb, name: str) -> str | None:
         table = table_description(dynamodb, name, classify)
     except ResourceGone:
         raise TableDeleted(name) from None
+    return enabled_stream_arn(table, name)
+
+
+def enabled_stream_arn(table: dict, name: str) -> str | None:
+    """The ARN of the enabled stream in table `name`'s `DescribeTable` object, None when it has none enabled;
+    `MalformedAnswer` for an enabled stream without a `LatestStreamArn`."""
     specification = table.get("StreamSpecification") or {}
     if type(specification) is not dict or not specification.get("StreamEnabled", False):
         return None
