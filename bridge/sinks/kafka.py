@@ -38,6 +38,7 @@ from bridge.ops import metrics
 from bridge.ops.health import producer_readiness
 from bridge.secret import Secret
 from bridge.sinks.base import Sink
+from bridge.sinks.kafka_append import record_appender
 from bridge.sinks.kafka_client import check_settings, close_producer, ensure_topics, make_producer, missing_topics
 
 try:
@@ -147,6 +148,7 @@ class KafkaSink(Sink):
                     self.avro_keys[table] = (header, tuple(name for name, _ in encoding.key_attributes))
         ensure_topics(self.config, self.topics.values())
         self.producer = self.transaction.producer if self.transaction is not None else make_producer(self.config)
+        self.append = record_appender(self.producer)
         self.pending: list = []  # futures of the records sent since the last successful flush
         self.rejected: list[BaseException] = []  # why the broker refused records for good (then flush is fatal)
         self.stuck = False  # the last flush ended with records unacknowledged
@@ -221,7 +223,7 @@ class KafkaSink(Sink):
         """Hand one record to the producer; returns when that was and the record's future."""
         handed = time.monotonic()
         try:
-            future = self.producer.send(topic, value=value, key=key, headers=headers, partition=partition)
+            future = self.append(topic, partition, key, value, headers)
         except MessageSizeTooLargeError as error:
             raise RejectedEvent(
                 event, f"too large for Kafka (max_request_size {self.config.max_request_size} B): {error}"
