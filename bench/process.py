@@ -15,8 +15,11 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def environment() -> dict[str, str]:
-    """The environment of benchmark children: dummy AWS credentials, the repository on `PYTHONPATH`."""
+    """The environment of benchmark children: dummy AWS credentials, the repository on `PYTHONPATH`, and
+    bytecode kept (`__pycache__`, git-ignored), as an installed bridge has it, even where the shell says
+    `PYTHONDONTWRITEBYTECODE` (every start would compile the bridge's modules again)."""
     env = dict(os.environ)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     env.setdefault("AWS_ACCESS_KEY_ID", "bench")
     env.setdefault("AWS_SECRET_ACCESS_KEY", "bench")
     env.setdefault("AWS_DEFAULT_REGION", "us-east-1")

@@ -241,10 +241,11 @@ class Pipeline:
         for route in routes.values():
             route.serve(sinks)
         try:
-            for sink in [*sinks, self.dead_letters]:
-                self._retrying(sink.open, f"sink {type(sink).__name__}")
-            self.sinks = sinks
             self.snapshots.open(infos)
+            with self.snapshots.starting(source.watermark):
+                for sink in [*sinks, self.dead_letters]:
+                    self._retrying(sink.open, f"sink {type(sink).__name__}")
+            self.sinks = sinks
             self._loop(routes, sinks, until_caught_up)
             self.snapshots.stop(self._time_left())
             source.stop(self._time_left())

@@ -12,8 +12,10 @@ the snapshot's rows hold their effect, and replaying them after the rows would t
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -29,6 +31,7 @@ from bridge.source.scan import ScanPage
 from bridge.source.snapshot import Snapshot
 
 log = logging.getLogger(__name__)
+STARTING_POLL_S = 0.005  # how often `starting` asks whether a snapshot's stream is positioned
 
 
 def new_snapshot(table: TableConfig, reason: str, now_ms: int) -> SnapshotCheckpoint:
@@ -139,23 +142,57 @@ class Snapshots:
         `Snapshot.deadline_ms`)."""
         for name, snapshot in list(self.running.items()):
             mark = watermark(name)
-            if not snapshot.started and snapshot.begin(mark):
-                checkpoint = snapshot.checkpoint
-                count = self._estimate(name)
-                log.info(
-                    "snapshot of table %s %s (%s): %d segment(s), %s items in the table",
-                    name,
-                    "resumed" if checkpoint.items or any(s.done for s in checkpoint.segments) else "started",
-                    checkpoint.reason,
-                    len(checkpoint.segments),
-                    f"about {count}" if count is not None else "an unknown number of",
-                )
+            self._begin(snapshot, mark)
             for page in snapshot.ready(mark):
                 yield snapshot, page
             deadline = snapshot.deadline_ms()
             if deadline is not None and deadline != self.woken.get(name):
                 self.woken[name] = deadline
                 wake(name, deadline)
+
+    @contextlib.contextmanager
+    def starting(self, watermark: Callable[[str], float]) -> Iterator[None]:
+        """While the body runs (the pipeline opens its sinks), a thread begins each scan as soon as its stream is
+        positioned, so the scan reads its first pages and their handoff margin runs meanwhile; `ready` begins
+        those still waiting after. The pipeline thread touches no snapshot until the body is done."""
+        done = threading.Event()
+        failed: list[BaseException] = []
+
+        def begin_positioned() -> None:
+            waiting = [snapshot for snapshot in self.running.values() if not snapshot.started]
+            try:
+                while waiting:
+                    waiting = [snapshot for snapshot in waiting if not self._begin(snapshot, watermark(snapshot.table))]
+                    if done.wait(STARTING_POLL_S):
+                        return
+            except BaseException as error:  # raised in the pipeline thread once the body is done
+                failed.append(error)
+
+        thread = threading.Thread(target=begin_positioned, name="snapshot-start", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            done.set()
+            thread.join()
+        if failed:
+            raise failed[0]
+
+    def _begin(self, snapshot: Snapshot, watermark_ms: float) -> bool:
+        """Begin `snapshot`'s scan if its stream is positioned (logged once); True once it has begun."""
+        if snapshot.started or not snapshot.begin(watermark_ms):
+            return snapshot.started
+        checkpoint = snapshot.checkpoint
+        count = self._estimate(snapshot.table)
+        log.info(
+            "snapshot of table %s %s (%s): %d segment(s), %s items in the table",
+            snapshot.table,
+            "resumed" if checkpoint.items or any(s.done for s in checkpoint.segments) else "started",
+            checkpoint.reason,
+            len(checkpoint.segments),
+            f"about {count}" if count is not None else "an unknown number of",
+        )
+        return True
 
     def stream_arn(self, name: str) -> str:
         """The stream of table `name` read during its snapshot (named in its rows' `source`)."""

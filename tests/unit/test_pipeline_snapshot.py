@@ -8,6 +8,7 @@ and that `initial_only` ends the run.
 from __future__ import annotations
 
 import math
+import threading
 
 import pytest
 
@@ -235,3 +236,77 @@ def test_a_scanned_item_without_its_key_is_routed_by_the_tables_policy(tmp_path,
     if policy == "dlq":
         letter = (tmp_path / "dlq.jsonl").read_text()
         assert "snapshot-segment-0" in letter and "key attribute pk" in letter
+
+
+class StartedScan(ListScan):
+    """A scripted scan that says when it was started; `fail` is raised by its first `start`."""
+
+    def __init__(self, pages: list[ScanPage], fail: BaseException | None = None) -> None:
+        super().__init__(pages)
+        self.began = threading.Event()
+        self.fail = fail
+
+    def start(self) -> None:
+        fail, self.fail = self.fail, None
+        if fail is not None:
+            raise fail
+        self.began.set()
+
+
+class SlowOpening(Keeping):
+    """A sink whose `open` takes until the scan began (at most `OPEN_WAIT_S`) and notes whether it had."""
+
+    OPEN_WAIT_S = 5.0
+
+    def __init__(self, scan: StartedScan) -> None:
+        super().__init__()
+        self.scan = scan
+        self.scan_began_while_opening: bool | None = None
+
+    def open(self) -> None:
+        self.scan_began_while_opening = self.scan.began.wait(self.OPEN_WAIT_S)
+
+
+def _one_page_scan(tmp_path, source, fail=None) -> tuple[Pipeline, StartedScan]:
+    scan = StartedScan([ScanPage("T", 0, [{"pk": {"S": "a"}}], None, 1_000, 1_000)], fail)
+    cfg = config(tmp_path, snapshot="initial", snapshot_segments=1)
+    return Pipeline(cfg, source=source, sinks=[SlowOpening(scan)], scans=lambda table, checkpoint: scan), scan
+
+
+def test_the_scan_begins_while_the_sinks_open_once_the_stream_is_positioned(tmp_path):
+    pipeline, _ = _one_page_scan(tmp_path, Source())
+
+    pipeline.run(until_caught_up=True)
+
+    sink = pipeline.sinks[0]
+    assert sink.scan_began_while_opening is True
+    assert [e.keys["pk"] for e in sink.events] == ["a"]
+
+
+def test_a_scan_whose_stream_is_not_positioned_while_the_sinks_open_begins_after_them(tmp_path):
+    source = Source()
+    opened = threading.Event()
+    source.watermark = lambda table: math.inf if opened.is_set() else -math.inf
+    pipeline, scan = _one_page_scan(tmp_path, source)
+    sink = pipeline.given_sinks[0]
+    sink.OPEN_WAIT_S = 0.2
+    opening = sink.open
+
+    def open_then_position() -> None:
+        opening()
+        opened.set()
+
+    sink.open = open_then_position
+    pipeline.run(until_caught_up=True)
+
+    assert sink.scan_began_while_opening is False and scan.began.is_set()
+    assert [e.keys["pk"] for e in sink.events] == ["a"]
+
+
+def test_a_scan_that_cannot_start_while_the_sinks_open_fails_the_run(tmp_path):
+    # its second `start` would work: the run fails with the first one's error, not after a retry in the loop
+    pipeline, _ = _one_page_scan(tmp_path, Source(), fail=RuntimeError("no thread for segment 0"))
+    pipeline.given_sinks[0].OPEN_WAIT_S = 0.2
+
+    with pytest.raises(RuntimeError, match="no thread for segment 0"):
+        pipeline.run(until_caught_up=True)
