@@ -11,19 +11,34 @@ and the partition (asked once per topic-partition: the sender sends only to part
 knows; the sink asks for the topic's partitions at every `write`), the partition joins the open transaction,
 the producer's accumulator takes it (batching, sequence numbers and retries stay kafka-python's) and the sender
 wakes when a batch is full or new. A producer without those parts (another kafka-python version) gets `send`.
+
+With the C module built, the record's size and the record itself are written in C (bridge/codec/csrc/record.c):
+`install_record_writer` puts that writer in place of kafka-python's `DefaultRecordBatchBuilder.append`, for
+every producer of the process. It writes the same bytes (tests/unit/test_speedups_record.py) and hands any
+argument of another type to kafka-python's own code.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 from kafka import TopicPartition
 from kafka.errors import IllegalStateError, MessageSizeTooLargeError
-from kafka.record.default_records import DefaultRecordBatchBuilder
+from kafka.record.default_records import DefaultRecordBatchBuilder, DefaultRecordMetadata
+
+try:
+    from bridge.codec._speedups import record_append, record_size
+except ImportError:  # installed without a C compiler: kafka-python's Python code sizes and writes records
+    record_append = record_size = None
 
 Append = Callable[[str, int, bytes, "bytes | None", list], object]  # (topic, partition, key, value, headers)
 
 _PARTS = ("_accumulator", "_sender", "_transaction_manager", "_closed", "config")
+_BUILDER_STATE = {"_first_timestamp", "_max_timestamp", "_num_records", "_last_offset", "_batch_size", "_buffer"}
+_APPEND_ARGUMENTS = ("self", "offset", "timestamp", "key", "value", "headers")
+# what a record costs in a batch beyond its key, value and headers (kafka-python's `estimate_size_in_bytes`)
+_OVERHEAD = DefaultRecordBatchBuilder.HEADER_STRUCT.size + DefaultRecordBatchBuilder.MAX_RECORD_OVERHEAD
 
 
 def record_appender(producer) -> Append:
@@ -39,11 +54,13 @@ def record_appender(producer) -> Append:
     max_size = producer.config["max_request_size"]
     estimate = DefaultRecordBatchBuilder.estimate_size_in_bytes
     partitions: dict[tuple[str, int], TopicPartition] = {}
+    install_record_writer()
 
     def append(topic: str, partition: int, key: bytes, value: bytes | None, headers: list) -> object:
         if producer._closed:
             raise IllegalStateError("KafkaProducer already closed!")
-        size = estimate(key, value, headers)
+        size = record_size(key, value, headers) if record_size is not None else NotImplemented
+        size = estimate(key, value, headers) if size is NotImplemented else _OVERHEAD + size
         if size > max_size:
             raise MessageSizeTooLargeError(
                 f"The message is {size} bytes when serialized which is larger than the maximum request size "
@@ -60,6 +77,31 @@ def record_appender(producer) -> Append:
         return future
 
     return append
+
+
+def install_record_writer() -> bool:
+    """Let kafka-python's v2 batches write their records with the C writer, for every producer of the process;
+    True once they do. Idempotent. Without the C module, or with a kafka-python whose batch builder is not the
+    one the writer was written for, kafka-python keeps its own (False)."""
+    original = DefaultRecordBatchBuilder.append
+    if getattr(original, "c_writer", False):
+        return True
+    slots = set(getattr(DefaultRecordBatchBuilder, "__slots__", ()))
+    arguments = getattr(getattr(original, "__code__", None), "co_varnames", ())[: len(_APPEND_ARGUMENTS)]
+    if record_append is None or not _BUILDER_STATE.issubset(slots) or arguments != _APPEND_ARGUMENTS:
+        return False
+    clock = time.time
+
+    def append(self, offset, timestamp, key, value, headers):
+        if timestamp is None:  # as kafka-python's own append takes it
+            timestamp = int(clock() * 1000)
+        written = record_append(self, offset, timestamp, key, value, headers, DefaultRecordMetadata)
+        return original(self, offset, timestamp, key, value, headers) if written is NotImplemented else written
+
+    append.c_writer = True
+    append.__wrapped__ = original
+    DefaultRecordBatchBuilder.append = append
+    return True
 
 
 def _known(producer, topic: str, partition: int) -> TopicPartition:

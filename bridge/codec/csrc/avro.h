@@ -114,5 +114,7 @@ PyObject *split_items(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 
 /* murmur.c */
 PyObject *partition(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
+PyObject *record_size(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
+PyObject *record_append(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
 
 #endif

@@ -4,7 +4,7 @@
  * the generic envelope's `before`/`after` union value, exactly as `bridge.codec.transcode.image_writer`
  * writes them (tests/unit/test_speedups.py and test_speedups_json.py compare them byte for byte); and the
  * cuts that leave a GetRecords page's images and a Scan page's items as text (split.c); and the Kafka default
- * partitioner's murmur2 (murmur.c). */
+ * partitioner's murmur2 (murmur.c) and kafka-python's v2 record writer (record.c). */
 #include "avro.h"
 
 PyObject *a2b_base64;
@@ -22,6 +22,11 @@ static PyMethodDef methods[] = {
      "and their key attributes."},
     {"partition", (PyCFunction)(void (*)(void))partition, METH_FASTCALL,
      "partition(key, count) -> int: the Kafka default partitioner's choice, murmur2(key) & 0x7fffffff % count."},
+    {"record_size", (PyCFunction)(void (*)(void))record_size, METH_FASTCALL,
+     "record_size(key, value, headers) -> int | NotImplemented: kafka-python's DefaultRecordBatchBuilder.size_of."},
+    {"record_append", (PyCFunction)(void (*)(void))record_append, METH_FASTCALL,
+     "record_append(builder, offset, timestamp, key, value, headers, metadata) -> metadata | None | NotImplemented: "
+     "kafka-python's DefaultRecordBatchBuilder.append."},
     {NULL, NULL, 0, NULL},
 };
 
