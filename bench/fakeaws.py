@@ -308,6 +308,10 @@ def handler(endpoint: Endpoint) -> type[BaseHTTPRequestHandler]:
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        # TCP_NODELAY: the handler writes the headers, then the body; with Nagle's algorithm the body of a
+        # small answer waits for the client's delayed ACK of the headers (~40 ms a call on a kept-alive
+        # connection), a stall AWS's endpoints do not have
+        disable_nagle_algorithm = True
 
         def do_POST(self) -> None:
             request = orjson.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")

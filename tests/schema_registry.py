@@ -609,6 +609,7 @@ class FakeRegistry:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"  # keep-alive, as real registries and httpx clients use
+            disable_nagle_algorithm = True  # else a small answer's body waits ~40 ms for the headers' ACK
 
             def do_GET(self) -> None:
                 registry._serve(self)
