@@ -13,7 +13,9 @@ second for acknowledgements, then gives up on what is left (logged once, with th
 Each record goes to the partition kafka-python's default partitioner (and Java's) picks for its key,
 murmur2 of the key modulo the partition count (in C when `bridge.codec._speedups` is built), computed here
 once per record from the topic's partitions as the producer's metadata knows them when `write` starts, and
-handed to `send` explicitly: the same partition, without the default partitioner's per-record metadata copies.
+handed to the producer explicitly: the same partition, without the default partitioner's per-record metadata
+copies. Records reach the producer through `record_appender` (bridge/sinks/kafka_append.py), which keeps the
+checks of `send` that decide delivery and drops those the sink's records never need.
 """
 
 from __future__ import annotations
