@@ -2,9 +2,23 @@
 
 from __future__ import annotations
 
-from kafka import KafkaConsumer, TopicPartition
+import uuid
+
+from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
+from kafka.admin import NewTopic
 
 from tests.polling import wait_for
+
+
+def new_topic(bootstrap: str, prefix: str, partitions: int) -> str:
+    """A topic of its own for one test, `prefix-<random>`, with `partitions` partitions; returns its name."""
+    topic = f"{prefix}-{uuid.uuid4().hex[:8]}"
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    try:
+        admin.create_topics([NewTopic(topic, partitions, 1)])
+    finally:
+        admin.close()
+    return topic
 
 
 def read_topic(bootstrap: str, topic: str, timeout: float = 30, committed: bool = False) -> list:

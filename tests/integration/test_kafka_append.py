@@ -6,13 +6,12 @@ from __future__ import annotations
 import uuid
 
 import pytest
-from kafka import KafkaAdminClient, KafkaProducer
-from kafka.admin import NewTopic
+from kafka import KafkaProducer
 from kafka.errors import IllegalStateError, MessageSizeTooLargeError
 from kafka.serializer import Serializer
 
 from bridge.sinks.kafka_append import record_appender
-from tests.kafka_topic import read_topic
+from tests.kafka_topic import new_topic, read_topic
 
 PARTITIONS = 3
 
@@ -31,13 +30,7 @@ def _records(count: int) -> list[tuple[int, bytes, bytes | None, list]]:
 
 
 def _topic(bootstrap: str, name: str) -> str:
-    topic = f"{name}-{uuid.uuid4().hex[:8]}"
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
-    try:
-        admin.create_topics([NewTopic(topic, PARTITIONS, 1)])
-    finally:
-        admin.close()
-    return topic
+    return new_topic(bootstrap, name, PARTITIONS)
 
 
 def _producer(bootstrap: str, **options) -> KafkaProducer:

@@ -11,20 +11,12 @@ from bridge.errors import FatalError
 from bridge.ops import metrics
 from bridge.sinks.kafka import KafkaConfig
 from bridge.sinks.transaction import KafkaTransaction
-from tests.kafka_topic import read_topic
+from tests.kafka_topic import new_topic, read_topic
 
 
 @pytest.fixture
 def topic(kafka_bootstrap) -> str:
-    from kafka.admin import KafkaAdminClient, NewTopic
-
-    name = f"tx-{uuid.uuid4().hex[:8]}"
-    admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
-    try:
-        admin.create_topics([NewTopic(name, 2, 1)])
-    finally:
-        admin.close()
-    return name
+    return new_topic(kafka_bootstrap, "tx", 2)
 
 
 def transaction(bootstrap: str, transactional_id: str) -> KafkaTransaction:
